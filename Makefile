@@ -1,0 +1,58 @@
+# console — the README's commands. Everything installs itself: a fresh machine needs only python3.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := .tools/bin/uv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: env run test lint format deploy-check bench services chromium clean
+
+$(UV):
+	python3 -m pip install --quiet --disable-pip-version-check --target .tools "uv>=0.13,<0.14"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	PYTHONPATH=.tools $(UV) sync --frozen --quiet
+	touch $@
+
+env: $(VENV)/.synced
+
+run: env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py seed_demo
+	@echo "Console: http://$(HOST):$(PORT)/"
+	$(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; echo "PostgreSQL or Redis did not start" >&2; exit 1
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: env services chromium
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: env
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+deploy-check: env
+	CONSOLE_ENV_FILE=.env.example $(PY) manage.py check --deploy --fail-level WARNING
+
+bench: env services
+	@set -e; for script in bench/bench_*.py; do [ -e "$$script" ] || continue; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) "$$script"; done
+
+clean:
+	rm -rf $(VENV) .tools staticfiles db.sqlite3

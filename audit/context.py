@@ -1,0 +1,40 @@
+"""Where a change came from (IP address, user agent), kept for the duration of one request.
+
+Services record audit events without being handed the request: the middleware below puts the
+origin in a context variable, which works the same for sync and async views.
+"""
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    ip_address: str | None
+    user_agent: str
+
+
+_current_origin: ContextVar[RequestOrigin | None] = ContextVar("audit_origin", default=None)
+
+
+def current_origin() -> RequestOrigin | None:
+    return _current_origin.get()
+
+
+def origin_from_request(request) -> RequestOrigin:
+    return RequestOrigin(
+        ip_address=request.META.get("REMOTE_ADDR") or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+    )
+
+
+class AuditOriginMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _current_origin.set(origin_from_request(request))
+        try:
+            return self.get_response(request)
+        finally:
+            _current_origin.reset(token)

@@ -1,0 +1,35 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+# The Django admin signs in through allauth (rate limits, MFA) rather than its own form.
+admin.autodiscover()
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Console administration"
+
+org_patterns = [
+    path("", views.org_home, name="org_home"),
+    path("settings/", views.org_settings, name="org_settings"),
+    path("workspaces/", views.WorkspaceListView.as_view(), name="workspaces"),
+    path("workspaces/new/", views.workspace_create, name="workspace_create"),
+    path("workspaces/<int:workspace_id>/rename/", views.workspace_rename, name="workspace_rename"),
+    path(
+        "workspaces/<int:workspace_id>/archive/", views.workspace_archive, name="workspace_archive"
+    ),
+    path("audit/", views.AuditLogView.as_view(), name="audit_log"),
+    path("members/", include("members.urls")),
+    path("api-keys/", include("apikeys.urls")),
+    path("billing/", include("billing.urls")),
+    path("usage/", include("usage.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("orgs/new/", views.org_create, name="org_create"),
+    path("o/<slug:slug>/", include(org_patterns)),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+]

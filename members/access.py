@@ -1,0 +1,89 @@
+"""Resolve the organization in the URL against the signed-in user's membership.
+
+Every org-scoped view goes through `org_view` (functions) or `OrgViewMixin` (classes): the
+organization comes from `<slug>` in the URL, a user who is not a member gets 404 whether or not
+the organization exists, and the capability is checked by the role policy (403 when denied).
+"""
+
+from functools import wraps
+
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+
+from .models import Membership
+from .policy import can
+
+LAST_ORG_SESSION_KEY = "console_last_org"
+
+
+def resolve_membership(request, slug: str) -> Membership:
+    try:
+        membership = Membership.objects.select_related("organization", "user").get(
+            organization__slug=slug, user=request.user
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No organization here.") from None
+    return membership
+
+
+def enter_org(request, slug: str, capability: str):
+    """Return a response to send instead of the view (login, MFA setup), or None to go on."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    membership = resolve_membership(request, slug)
+    organization = membership.organization
+    if organization.require_mfa and not is_mfa_enabled(request.user):
+        messages.warning(
+            request,
+            f"{organization.name} requires two-factor authentication. "
+            "Set it up to continue.",
+        )
+        return redirect("mfa_activate_totp")
+    if not can(membership, capability):
+        raise PermissionDenied(f"Your role does not allow this ({capability}).")
+    request.organization = organization
+    request.membership = membership
+    if request.session.get(LAST_ORG_SESSION_KEY) != organization.slug:
+        request.session[LAST_ORG_SESSION_KEY] = organization.slug
+    return None
+
+
+def org_view(capability: str):
+    """Decorate a view taking `slug`: it runs only for members whose role grants `capability`."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, slug, *args, **kwargs):
+            response = enter_org(request, slug, capability)
+            if response is not None:
+                return response
+            return view(request, *args, **kwargs)
+
+        wrapper.capability = capability
+        return wrapper
+
+    return decorator
+
+
+class OrgViewMixin:
+    """Class-based counterpart of `org_view`; set `capability`."""
+
+    capability: str = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        slug = kwargs.pop("slug")
+        response = enter_org(request, slug, self.capability)
+        if response is not None:
+            return response
+        self.organization = request.organization
+        self.membership = request.membership
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("organization", self.organization)
+        return context

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class MembersConfig(AppConfig):
+    name = "members"
+    verbose_name = "Members"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (audit records for allauth's account events)

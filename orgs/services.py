@@ -1,0 +1,195 @@
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import record_event
+
+from .models import RESERVED_SLUGS, Organization, Workspace
+
+DEFAULT_WORKSPACE_NAME = "Default"
+
+
+def validate_slug(slug: str, *, exclude_pk: int | None = None) -> None:
+    if slug in RESERVED_SLUGS:
+        raise ValidationError({"slug": "This slug is reserved. Choose another."})
+    taken = Organization.objects.filter(slug=slug)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValidationError({"slug": "This slug is already taken. Choose another."})
+
+
+@transaction.atomic
+def create_organization(*, name: str, slug: str, actor) -> Organization:
+    """Create an organization with its default workspace. The caller adds the first Admin."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the organization a name."})
+    validate_slug(slug)
+    organization = Organization(name=name, slug=slug)
+    organization.full_clean()
+    try:
+        with transaction.atomic():
+            organization.save()
+    except IntegrityError as exc:  # a concurrent creation took the slug
+        raise ValidationError({"slug": "This slug is already taken. Choose another."}) from exc
+    Workspace.objects.create(
+        organization=organization, name=DEFAULT_WORKSPACE_NAME, is_default=True
+    )
+    record_event(
+        action="org.created",
+        organization=organization,
+        actor=actor,
+        target=organization,
+        after={"name": organization.name, "slug": organization.slug},
+    )
+    return organization
+
+
+@transaction.atomic
+def update_organization_settings(
+    *,
+    organization: Organization,
+    actor,
+    name: str,
+    slug: str,
+    require_mfa: bool,
+    default_workspace: Workspace,
+) -> Organization:
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the organization a name."})
+    validate_slug(slug, exclude_pk=organization.pk)
+    current_default = organization.workspaces.filter(is_default=True).first()
+    before = {
+        "name": organization.name,
+        "slug": organization.slug,
+        "require_mfa": organization.require_mfa,
+        "default_workspace": current_default.name if current_default else None,
+    }
+    organization.name, organization.slug, organization.require_mfa = name, slug, require_mfa
+    organization.full_clean(exclude=["member_limit"])
+    try:
+        with transaction.atomic():
+            organization.save(update_fields=["name", "slug", "require_mfa"])
+    except IntegrityError as exc:
+        raise ValidationError({"slug": "This slug is already taken. Choose another."}) from exc
+    if current_default is None or default_workspace.pk != current_default.pk:
+        _make_default(organization, default_workspace)
+    after = {
+        "name": name,
+        "slug": slug,
+        "require_mfa": require_mfa,
+        "default_workspace": default_workspace.name,
+    }
+    if after != before:
+        record_event(
+            action="org.settings_changed",
+            organization=organization,
+            actor=actor,
+            target=organization,
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
+        )
+    return organization
+
+
+def _make_default(organization: Organization, workspace: Workspace) -> None:
+    if workspace.organization_id != organization.pk:
+        raise ValidationError({"default_workspace": "Choose a workspace of this organization."})
+    if workspace.is_archived:
+        raise ValidationError({"default_workspace": "An archived workspace cannot be the default."})
+    organization.workspaces.filter(is_default=True).update(is_default=False)
+    Workspace.objects.filter(pk=workspace.pk).update(is_default=True)
+
+
+def _check_name_free(organization: Organization, name: str, exclude_pk: int | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the workspace a name."})
+    if len(name) > 64:
+        raise ValidationError({"name": "Use at most 64 characters."})
+    clash = organization.workspaces.filter(name__iexact=name)
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise ValidationError({"name": "A workspace with this name already exists."})
+    return name
+
+
+@transaction.atomic
+def create_workspace(*, organization: Organization, actor, name: str) -> Workspace:
+    name = _check_name_free(organization, name)
+    try:
+        with transaction.atomic():
+            workspace = Workspace.objects.create(organization=organization, name=name)
+    except IntegrityError as exc:
+        raise ValidationError({"name": "A workspace with this name already exists."}) from exc
+    record_event(
+        action="workspace.created",
+        organization=organization,
+        actor=actor,
+        target=workspace,
+        after={"name": name},
+    )
+    return workspace
+
+
+@transaction.atomic
+def rename_workspace(*, workspace: Workspace, actor, name: str) -> Workspace:
+    old_name = workspace.name
+    name = _check_name_free(workspace.organization, name, exclude_pk=workspace.pk)
+    if name == old_name:
+        return workspace
+    workspace.name = name
+    try:
+        with transaction.atomic():
+            workspace.save(update_fields=["name"])
+    except IntegrityError as exc:
+        raise ValidationError({"name": "A workspace with this name already exists."}) from exc
+    record_event(
+        action="workspace.renamed",
+        organization=workspace.organization,
+        actor=actor,
+        target=workspace,
+        before={"name": old_name},
+        after={"name": name},
+    )
+    return workspace
+
+
+@transaction.atomic
+def archive_workspace(*, workspace: Workspace, actor) -> Workspace:
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    if workspace.is_default:
+        raise ValidationError(
+            "The default workspace cannot be archived. Make another workspace the default first."
+        )
+    if workspace.is_archived:
+        return workspace
+    workspace.archived_at = timezone.now()
+    workspace.save(update_fields=["archived_at"])
+    record_event(
+        action="workspace.archived",
+        organization=workspace.organization,
+        actor=actor,
+        target=workspace,
+    )
+    return workspace
+
+
+@transaction.atomic
+def unarchive_workspace(*, workspace: Workspace, actor) -> Workspace:
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    if not workspace.is_archived:
+        return workspace
+    workspace.archived_at = None
+    workspace.save(update_fields=["archived_at"])
+    record_event(
+        action="workspace.unarchived",
+        organization=workspace.organization,
+        actor=actor,
+        target=workspace,
+    )
+    return workspace

@@ -1,0 +1,75 @@
+"""Shared fixtures: one organization with a user of each role, and an outsider who is Admin of
+another organization."""
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from members.models import Membership, Role, WorkspaceMembership
+from orgs.models import Organization, Workspace
+
+from .factories import MembershipFactory, OrganizationFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing costs ~0.3 s a user; the tests are about access, not key stretching.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Rate limits and cached lookups live in Redis: one test's state must not leak into the next.
+    cache.clear()
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_runs_on_postgresql(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        assert connection.vendor == "postgresql", (
+            "The suite runs against PostgreSQL: run it with `make test` (DATABASE_URL)."
+        )
+
+
+@dataclass
+class OrgWorld:
+    org: Organization
+    workspace: Workspace  # a non-default workspace of `org`
+    admin: Membership
+    member: Membership
+    billing: Membership
+    outsider: Membership  # Admin of `other_org`
+    other_org: Organization
+    other_workspace: Workspace
+
+    def membership(self, role: str) -> Membership:
+        return {"admin": self.admin, "member": self.member, "billing": self.billing}[role]
+
+
+@pytest.fixture
+def world(db) -> OrgWorld:
+    org = OrganizationFactory(name="Acme Support", slug="acme-support")
+    workspace = WorkspaceFactory(organization=org, name="Development")
+    admin = MembershipFactory(organization=org, role=Role.ADMIN, user=UserFactory(email="admin@example.com"))
+    member = MembershipFactory(organization=org, role=Role.MEMBER, user=UserFactory(email="dev@example.com"))
+    billing = MembershipFactory(organization=org, role=Role.BILLING, user=UserFactory(email="finance@example.com"))
+    WorkspaceMembership.objects.create(membership=member, workspace=workspace)
+    other_org = OrganizationFactory(name="Globex", slug="globex")
+    outsider = MembershipFactory(organization=other_org, role=Role.ADMIN, user=UserFactory(email="outsider@globex.test"))
+    other_workspace = WorkspaceFactory(organization=other_org, name="Globex Dev")
+    return OrgWorld(org, workspace, admin, member, billing, outsider, other_org, other_workspace)
+
+
+@pytest.fixture
+def client_for(client):
+    """`client_for(membership_or_user)` returns the test client logged in as that user."""
+
+    def login(who):
+        user = getattr(who, "user", who)
+        client.force_login(user)
+        return client
+
+    return login

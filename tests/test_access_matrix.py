@@ -1,0 +1,139 @@
+"""Every console URL × {anonymous, Admin, Member, Billing-only, outsider}.
+
+URL patterns are enumerated from the resolver, not from a hand list: a new view without an
+expectation here fails `test_every_console_url_has_an_expectation`, so every later view is
+covered by construction. Expectations are written from the guide's role table, independently
+of the policy module they check.
+"""
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+ADMIN, MEMBER, BILLING = "admin", "member", "billing"
+EVERYONE = {ADMIN, MEMBER, BILLING}
+
+# Org-scoped pages: the roles that may open them (GET). Others in the org get 403, the outsider
+# 404, anonymous visitors the login page.
+ORG_PAGES: dict[str, set[str]] = {
+    "org_home": EVERYONE,
+    "org_settings": {ADMIN},
+    "workspaces": {ADMIN},
+    "workspace_create": {ADMIN},
+    "workspace_rename": {ADMIN},
+    "workspace_archive": {ADMIN},
+    "audit_log": {ADMIN},
+    "members:list": {ADMIN},
+    "apikeys:list": {ADMIN, MEMBER},
+    "billing:overview": EVERYONE,
+    "usage:overview": EVERYONE,
+}
+# Pages for any signed-in user, outside an organization.
+ACCOUNT_PAGES = {"home", "org_create"}
+# Pages anyone may open.
+PUBLIC_PAGES = {"healthz"}
+# Third-party URLs with their own access rules: allauth's sign-in pages, and the Django admin
+# (staff only, signing in through allauth; see test_accounts).
+THIRD_PARTY_MODULES = ("allauth.",)
+THIRD_PARTY_NAMESPACES = ("admin:",)
+
+
+def _walk(patterns, prefix="", namespace=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = namespace
+            if entry.namespace:
+                ns = f"{namespace}{entry.namespace}:"
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
+        elif isinstance(entry, URLPattern):
+            yield namespace + (entry.name or ""), prefix + str(entry.pattern), entry.callback
+
+
+def console_urls() -> dict[str, str]:
+    urls = {}
+    for name, route, callback in _walk(get_resolver().url_patterns):
+        module = getattr(callback, "__module__", "") or ""
+        if module.startswith(THIRD_PARTY_MODULES) or name.startswith(THIRD_PARTY_NAMESPACES):
+            continue
+        urls[name or f"<unnamed {route}>"] = route
+    return urls
+
+
+CONSOLE_URLS = console_urls()
+PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def test_every_console_url_has_an_expectation():
+    known = set(ORG_PAGES) | ACCOUNT_PAGES | PUBLIC_PAGES
+    missing = sorted(set(CONSOLE_URLS) - known)
+    assert not missing, f"URLs without an access expectation in this module: {missing}"
+    stale = sorted(known - set(CONSOLE_URLS))
+    assert not stale, f"Expectations for URLs that no longer exist: {stale}"
+
+
+def _path(route: str, values: dict) -> str:
+    names = PARAM.findall(route)
+    unknown = [n for n in names if n not in values]
+    assert not unknown, f"No value for URL parameter(s) {unknown} in {route}: add one to _values()"
+    return "/" + PARAM.sub(lambda m: str(values[m.group(1)]), route)
+
+
+def _values(world, *, own_org: bool = True) -> dict:
+    """Parameter values for URLs of `world.org`, or (own_org=False) the outsider's org slug with
+    `world.org`'s objects: a tampered URL mixing two organizations."""
+    return {
+        "slug": world.org.slug if own_org else world.other_org.slug,
+        "workspace_id": world.workspace.pk,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(ORG_PAGES))
+@pytest.mark.parametrize("who", ["anonymous", ADMIN, MEMBER, BILLING, "outsider"])
+def test_org_page_access(client, world, name, who):
+    path = _path(CONSOLE_URLS[name], _values(world))
+    if who == "anonymous":
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/")
+        return
+    membership = world.outsider if who == "outsider" else world.membership(who)
+    client.force_login(membership.user)
+    response = client.get(path)
+    if who == "outsider":
+        expected = 404
+    else:
+        expected = 200 if who in ORG_PAGES[name] else 403
+    assert response.status_code == expected, f"{who} GET {path}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(n for n in ORG_PAGES if len(PARAM.findall(CONSOLE_URLS[n])) > 1))
+def test_objects_of_another_org_are_not_found_through_ones_own_slug(client, world, name):
+    """The outsider is Admin of their own org but asks for our objects under their slug: 404."""
+    client.force_login(world.outsider.user)
+    path = _path(CONSOLE_URLS[name], _values(world, own_org=False))
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(ACCOUNT_PAGES))
+def test_account_pages_need_a_login(client, world, name):
+    path = _path(CONSOLE_URLS[name], {})
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    client.force_login(world.member.user)
+    assert client.get(path, follow=True).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(PUBLIC_PAGES))
+def test_public_pages_open_to_anyone(client, name):
+    assert client.get(_path(CONSOLE_URLS[name], {})).status_code == 200
+
+
+@pytest.mark.django_db
+def test_unknown_org_slug_is_not_found_for_a_signed_in_user(client, world):
+    client.force_login(world.admin.user)
+    assert client.get("/o/no-such-org/").status_code == 404
