@@ -15,6 +15,7 @@ from audit.selectors import events_for_organization
 from audit.tables import AuditEventTable
 from members import services as member_services
 from members.access import LAST_ORG_SESSION_KEY, org_view
+from members.forms import add_service_errors
 from members.listing import OrgTableView
 from members.models import Membership
 from members.selectors import memberships_of
@@ -25,15 +26,6 @@ from orgs.selectors import default_workspace, workspaces_for_list
 from orgs.tables import WorkspaceTable
 
 from .forms import OrganizationCreateForm, OrganizationSettingsForm, WorkspaceForm
-
-
-def add_service_errors(form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: field errors on fields, the rest on top."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 @require_GET
@@ -140,7 +132,9 @@ def workspace_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             workspace = org_services.create_workspace(
-                organization=request.organization, actor=request.user, name=form.cleaned_data["name"]
+                organization=request.organization,
+                actor=request.user,
+                name=form.cleaned_data["name"],
             )
         except ValidationError as error:
             add_service_errors(form, error)

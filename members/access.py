@@ -39,8 +39,7 @@ def enter_org(request, slug: str, capability: str):
     if organization.require_mfa and not is_mfa_enabled(request.user):
         messages.warning(
             request,
-            f"{organization.name} requires two-factor authentication. "
-            "Set it up to continue.",
+            f"{organization.name} requires two-factor authentication. Set it up to continue.",
         )
         return redirect("mfa_activate_totp")
     if not can(membership, capability):

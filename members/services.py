@@ -13,9 +13,7 @@ from .models import Membership, Role, User, WorkspaceMembership
 # (API keys) connect to it to end the member's access: kwargs membership, actor.
 member_removing = Signal()
 
-LAST_ADMIN_MESSAGE = (
-    "An organization needs at least one Admin. Make another member an Admin first."
-)
+LAST_ADMIN_MESSAGE = "An organization needs at least one Admin. Make another member an Admin first."
 
 
 @transaction.atomic

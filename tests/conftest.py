@@ -53,12 +53,20 @@ class OrgWorld:
 def world(db) -> OrgWorld:
     org = OrganizationFactory(name="Acme Support", slug="acme-support")
     workspace = WorkspaceFactory(organization=org, name="Development")
-    admin = MembershipFactory(organization=org, role=Role.ADMIN, user=UserFactory(email="admin@example.com"))
-    member = MembershipFactory(organization=org, role=Role.MEMBER, user=UserFactory(email="dev@example.com"))
-    billing = MembershipFactory(organization=org, role=Role.BILLING, user=UserFactory(email="finance@example.com"))
+    admin = MembershipFactory(
+        organization=org, role=Role.ADMIN, user=UserFactory(email="admin@example.com")
+    )
+    member = MembershipFactory(
+        organization=org, role=Role.MEMBER, user=UserFactory(email="dev@example.com")
+    )
+    billing = MembershipFactory(
+        organization=org, role=Role.BILLING, user=UserFactory(email="finance@example.com")
+    )
     WorkspaceMembership.objects.create(membership=member, workspace=workspace)
     other_org = OrganizationFactory(name="Globex", slug="globex")
-    outsider = MembershipFactory(organization=other_org, role=Role.ADMIN, user=UserFactory(email="outsider@globex.test"))
+    outsider = MembershipFactory(
+        organization=other_org, role=Role.ADMIN, user=UserFactory(email="outsider@globex.test")
+    )
     other_workspace = WorkspaceFactory(organization=other_org, name="Globex Dev")
     return OrgWorld(org, workspace, admin, member, billing, outsider, other_org, other_workspace)
 

@@ -109,7 +109,9 @@ def test_org_page_access(client, world, name, who):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", sorted(n for n in ORG_PAGES if len(PARAM.findall(CONSOLE_URLS[n])) > 1))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in ORG_PAGES if len(PARAM.findall(CONSOLE_URLS[n])) > 1)
+)
 def test_objects_of_another_org_are_not_found_through_ones_own_slug(client, world, name):
     """The outsider is Admin of their own org but asks for our objects under their slug: 404."""
     client.force_login(world.outsider.user)
