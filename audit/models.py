@@ -44,4 +44,6 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["organization", "-id"], name="audit_org_recent")]
 
     def __str__(self) -> str:
-        return f"{self.action} by {self.actor_label or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
+        return (
+            f"{self.action} by {self.actor_label or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
+        )

@@ -98,3 +98,6 @@ class WorkspaceMembership(models.Model):
                 fields=["membership", "workspace"], name="one_workspace_membership"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} in workspace {self.workspace_id}"

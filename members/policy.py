@@ -54,7 +54,7 @@ def level(membership: Membership | None, area: str) -> Level:
 
 
 def owner_id_of(obj) -> int | None:
-    """The user who owns `obj`, for OWN-level checks. Objects say so with `owner_id` or `user_id`."""
+    """The user who owns `obj`, for OWN checks: its `owner_id`, or else its `user_id`."""
     for attribute in ("owner_id", "user_id"):
         if hasattr(obj, attribute):
             return getattr(obj, attribute)

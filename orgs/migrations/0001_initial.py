@@ -8,40 +8,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Organization',
+            name="Organization",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('slug', models.SlugField(max_length=48, unique=True, validators=[django.core.validators.MinLengthValidator(3), django.core.validators.MaxLengthValidator(48), django.core.validators.RegexValidator('^[a-z0-9]+(?:-[a-z0-9]+)*$', 'Use lowercase letters, digits and single hyphens; start and end with a letter or digit.')])),
-                ('member_limit', models.PositiveIntegerField(default=orgs.models.default_member_limit, help_text='Members plus pending invitations. Raise it here for an organization that asks.')),
-                ('require_mfa', models.BooleanField(default=False, help_text='Members must set up two-factor authentication to enter.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "slug",
+                    models.SlugField(
+                        max_length=48,
+                        unique=True,
+                        validators=[
+                            django.core.validators.MinLengthValidator(3),
+                            django.core.validators.MaxLengthValidator(48),
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9]+(?:-[a-z0-9]+)*$",
+                                "Use lowercase letters, digits and single hyphens; start and end with a letter or digit.",
+                            ),
+                        ],
+                    ),
+                ),
+                (
+                    "member_limit",
+                    models.PositiveIntegerField(
+                        default=orgs.models.default_member_limit,
+                        help_text="Members plus pending invitations. Raise it here for an organization that asks.",
+                    ),
+                ),
+                (
+                    "require_mfa",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Members must set up two-factor authentication to enter.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Workspace',
+            name="Workspace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64)),
-                ('is_default', models.BooleanField(default=False)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='workspaces', to='orgs.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("is_default", models.BooleanField(default=False)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="workspaces",
+                        to="orgs.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-is_default', 'name'],
-                'constraints': [models.UniqueConstraint(models.F('organization'), django.db.models.functions.text.Lower('name'), name='workspace_name_unique_in_org', violation_error_message='A workspace with this name already exists.'), models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('organization',), name='one_default_workspace_per_org'), models.CheckConstraint(condition=models.Q(('archived_at__isnull', False), ('is_default', True), _negated=True), name='default_workspace_not_archived')],
+                "ordering": ["-is_default", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        models.F("organization"),
+                        django.db.models.functions.text.Lower("name"),
+                        name="workspace_name_unique_in_org",
+                        violation_error_message="A workspace with this name already exists.",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("organization",),
+                        name="one_default_workspace_per_org",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("archived_at__isnull", False), ("is_default", True), _negated=True
+                        ),
+                        name="default_workspace_not_archived",
+                    ),
+                ],
             },
         ),
     ]
