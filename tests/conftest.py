@@ -1,6 +1,7 @@
 """Shared fixtures: one organization with a user of each role, and an outsider who is Admin of
 another organization."""
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +12,16 @@ from members.models import Membership, Role, WorkspaceMembership
 from orgs.models import Organization, Workspace
 
 from .factories import MembershipFactory, OrganizationFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    # One test database per run, so several runs on one machine (developers, CI) never collide.
+    # pytest-django drops it when the run ends.
+    from django.conf import settings
+
+    test_settings = settings.DATABASES["default"].setdefault("TEST", {})
+    test_settings["NAME"] = f"test_console_{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)
