@@ -1,10 +1,14 @@
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
 from orgs.models import Workspace, slug_validators
+from orgs.services import validate_slug
 
 
 class OrganizationCreateForm(forms.Form):
+    organization_pk: int | None = None
+
     name = forms.CharField(max_length=100, label="Organization name")
     slug = forms.CharField(
         max_length=48,
@@ -28,6 +32,12 @@ class OrganizationCreateForm(forms.Form):
                 self.add_error("slug", "Choose a slug of at least 3 characters.")
             else:
                 cleaned["slug"] = derived
+        if cleaned.get("slug") and "slug" not in self.errors:
+            # Checked here too so every problem shows at once; the service checks again.
+            try:
+                validate_slug(cleaned["slug"], exclude_pk=self.organization_pk)
+            except ValidationError as error:
+                self.add_error("slug", error.error_dict["slug"])
         return cleaned
 
 
@@ -45,6 +55,7 @@ class OrganizationSettingsForm(OrganizationCreateForm):
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
+        self.organization_pk = organization.pk
         self.fields["slug"].required = True
         self.fields["slug"].help_text = "Used in URLs: /o/<slug>/. Changing it changes every link."
         self.fields["default_workspace"].queryset = organization.workspaces.filter(

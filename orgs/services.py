@@ -96,7 +96,11 @@ def update_organization_settings(
 
 
 def _make_default(organization: Organization, workspace: Workspace) -> None:
-    if workspace.organization_id != organization.pk:
+    # Re-read under lock: the caller's instance may predate an archive.
+    workspace = (
+        Workspace.objects.select_for_update().filter(pk=workspace.pk, organization=organization)
+    ).first()
+    if workspace is None:
         raise ValidationError({"default_workspace": "Choose a workspace of this organization."})
     if workspace.is_archived:
         raise ValidationError({"default_workspace": "An archived workspace cannot be the default."})

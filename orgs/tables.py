@@ -28,4 +28,4 @@ class WorkspaceTable(tables.Table):
         return self.render_status(record)
 
     def render_is_default(self, value):
-        return "Default" if value else ""
+        return "Yes" if value else ""

@@ -22,6 +22,16 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _static_files_from_finders(settings):
+    # The live server serves /static/ from the apps' folders (finders), which know the plain
+    # names only: use the non-hashing storage so pages link to names it can find.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def new_page(browser, live_server):
     """`new_page()` opens a page in a fresh browser context (its own cookies)."""

@@ -1,0 +1,158 @@
+"""The guide's "Step 1: Create an Organization", switching between organizations, settings."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from members.models import Membership, Role
+from orgs.models import Organization, Workspace
+
+from .factories import MembershipFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_user_without_organization_is_sent_to_create_one(client):
+    client.force_login(UserFactory())
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == reverse("org_create")
+    assert "not in any organization yet" in client.get(response["Location"]).content.decode()
+
+
+def test_creating_an_organization_makes_the_creator_admin_with_a_default_workspace(client):
+    user = UserFactory()
+    client.force_login(user)
+    response = client.post(reverse("org_create"), {"name": "Acme Support", "slug": ""})
+    organization = Organization.objects.get(slug="acme-support")
+    assert response["Location"] == f"/o/{organization.slug}/"
+    membership = Membership.objects.get(organization=organization, user=user)
+    assert membership.role == Role.ADMIN
+    assert list(organization.workspaces.values_list("name", "is_default")) == [("Default", True)]
+    actions = set(
+        AuditEvent.objects.filter(organization=organization).values_list("action", flat=True)
+    )
+    assert {"org.created", "member.added"} <= actions
+
+
+@pytest.mark.parametrize(
+    ("name", "slug", "field", "message"),
+    [
+        ("", "acme", "name", "This field is required"),
+        ("   ", "acme", "name", "This field is required"),
+        ("Acme", "Acme Corp", "slug", "lowercase letters"),
+        ("Acme", "ab", "slug", "at least 3"),
+        ("Acme", "-acme", "slug", "lowercase letters"),
+        ("Acme", "admin", "slug", "reserved"),
+        ("!!", "", "slug", "at least 3"),
+    ],
+)
+def test_invalid_organization_input_gets_a_form_error_and_creates_nothing(
+    client, name, slug, field, message
+):
+    client.force_login(UserFactory())
+    response = client.post(reverse("org_create"), {"name": name, "slug": slug})
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors[field])
+    assert not Organization.objects.exists()
+    assert not Workspace.objects.exists()
+
+
+def test_a_taken_slug_is_refused_with_a_form_error(client):
+    OrganizationFactory(slug="acme")
+    client.force_login(UserFactory())
+    response = client.post(reverse("org_create"), {"name": "Acme", "slug": "acme"})
+    assert "already taken" in " ".join(response.context["form"].errors["slug"])
+    assert Organization.objects.count() == 1
+
+
+def test_user_in_several_organizations_switches_between_them(client):
+    user = UserFactory()
+    first = MembershipFactory(user=user, role=Role.ADMIN).organization
+    second = MembershipFactory(user=user, role=Role.MEMBER).organization
+    client.force_login(user)
+    page = client.get(f"/o/{first.slug}/").content.decode()
+    assert f"/o/{second.slug}/" in page  # the switcher lists the other organization
+    client.get(f"/o/{second.slug}/")
+    # Home returns to the organization used last.
+    assert client.get("/")["Location"] == f"/o/{second.slug}/"
+
+
+def test_admin_changes_settings_and_the_change_is_audited(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("org_settings", args=[world.org.slug])
+    response = client.post(
+        url,
+        {
+            "name": "Acme Support EU",
+            "slug": "acme-eu",
+            "require_mfa": "on",
+            "default_workspace": world.workspace.pk,
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/o/acme-eu/settings/"
+    world.org.refresh_from_db()
+    assert (world.org.name, world.org.slug, world.org.require_mfa) == (
+        "Acme Support EU",
+        "acme-eu",
+        True,
+    )
+    assert Workspace.objects.get(organization=world.org, is_default=True) == world.workspace
+    event = AuditEvent.objects.get(action="org.settings_changed")
+    assert event.before["default_workspace"] == "Default"
+    assert event.after == {
+        "name": "Acme Support EU",
+        "slug": "acme-eu",
+        "require_mfa": True,
+        "default_workspace": "Development",
+    }
+
+
+def test_settings_refuse_another_orgs_slug_and_workspace(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("org_settings", args=[world.org.slug])
+    response = client.post(
+        url,
+        {
+            "name": "Acme",
+            "slug": world.other_org.slug,
+            "default_workspace": world.other_workspace.pk,
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert "already taken" in " ".join(errors["slug"])
+    assert "default_workspace" in errors
+    world.org.refresh_from_db()
+    assert world.org.slug == "acme-support"
+
+
+def test_a_tampered_slug_in_a_post_is_not_found(client, world):
+    """An Admin of one org posting to another org's settings URL gets 404 and changes nothing."""
+    client.force_login(world.outsider.user)
+    url = reverse("org_settings", args=[world.org.slug])
+    response = client.post(url, {"name": "Pwned", "slug": "pwned", "default_workspace": 1})
+    assert response.status_code == 404
+    world.org.refresh_from_db()
+    assert world.org.name == "Acme Support"
+
+
+def test_org_requiring_mfa_sends_a_member_without_it_to_set_it_up(client, world):
+    world.org.require_mfa = True
+    world.org.save()
+    client.force_login(world.member.user)
+    response = client.get(f"/o/{world.org.slug}/")
+    assert response.status_code == 302 and response["Location"] == reverse("mfa_activate_totp")
+    # Another org without the requirement is unaffected.
+    assert client.get("/orgs/new/").status_code == 200
+
+
+def test_org_requiring_mfa_lets_a_member_with_totp_in(client, world):
+    from allauth.mfa.models import Authenticator
+
+    Authenticator.objects.create(
+        user=world.member.user, type=Authenticator.Type.TOTP, data={"secret": "x"}
+    )
+    world.org.require_mfa = True
+    world.org.save()
+    client.force_login(world.member.user)
+    assert client.get(f"/o/{world.org.slug}/").status_code == 200
