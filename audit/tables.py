@@ -9,6 +9,7 @@ class AuditEventTable(tables.Table):
     actor_label = tables.Column(verbose_name="Actor")
     action = tables.Column()
     target_label = tables.Column(verbose_name="Target")
+    ip_address = tables.Column(verbose_name="IP address")
 
     class Meta:
         model = AuditEvent
