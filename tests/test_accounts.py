@@ -113,3 +113,19 @@ def test_totp_setup_then_login_asks_for_a_code(client, django_capture_on_commit_
     response = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)})
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_password_reset_by_email_is_audited(client, django_capture_on_commit_callbacks):
+    user = UserFactory()
+    client.post("/accounts/password/reset/", {"email": user.email})
+    [message] = [m for m in mail.outbox if user.email in m.to]
+    link = re.search(r"http://testserver(/accounts/password/reset/key/[^\s]+)", message.body).group(
+        1
+    )
+    form_url = client.get(link)["Location"]  # allauth moves the key out of the URL first
+    response = client.post(
+        form_url, {"password1": "a-brand-new-phrase-9", "password2": "a-brand-new-phrase-9"}
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="user.password_reset", actor=user).exists()
+    assert log_in(client, user.email, "a-brand-new-phrase-9")["Location"] == "/"
