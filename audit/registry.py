@@ -29,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "invitation.resent": "Resent an invitation",
     "invitation.revoked": "Revoked an invitation",
     "invitation.accepted": "Accepted an invitation",
+    "invitation.expired": "An invitation expired",
     "workspace_member.added": "Added a member to a workspace",
     "workspace_member.removed": "Removed a member from a workspace",
     # API keys

@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -101,3 +104,85 @@ class WorkspaceMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.membership_id} in workspace {self.workspace_id}"
+
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+def invitation_expiry():
+    return timezone.now() + INVITATION_LIFETIME
+
+
+class Invitation(models.Model):
+    """An Admin's invitation of an email address to the organization with a role.
+
+    The emailed link carries a random token; only its SHA-256 is stored (`token_hash`). A resend
+    replaces the token, so the old link stops working. A pending invitation past `expires_at` is
+    expired whether or not a sweep has written `status = expired` yet (see `is_expired`).
+    """
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    workspaces = models.ManyToManyField("orgs.Workspace", related_name="invitations", blank=True)
+    invited_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    status = models.CharField(
+        max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    accepted_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was accepted, revoked or marked expired."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                Lower("email"),
+                condition=models.Q(status="pending"),
+                name="one_pending_invitation_per_email",
+                violation_error_message="This address already has a pending invitation.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="invitation_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=InvitationStatus.values),
+                name="invitation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email}"
+
+    @property
+    def is_expired(self) -> bool:
+        if self.status == InvitationStatus.EXPIRED:
+            return True
+        return self.status == InvitationStatus.PENDING and self.expires_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        """The status as people see it: a pending invitation past its expiry is expired."""
+        return InvitationStatus.EXPIRED if self.is_expired else self.status
+
+    def get_state_display(self) -> str:
+        return InvitationStatus(self.state).label

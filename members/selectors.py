@@ -1,6 +1,10 @@
+from allauth.mfa.models import Authenticator
+from django.db.models import Case, CharField, Exists, F, OuterRef, Prefetch, Q, Value, When
+from django.utils import timezone
+
 from orgs.models import Organization, Workspace
 
-from .models import Membership, Role, User
+from .models import Invitation, InvitationStatus, Membership, Role, User
 
 
 def memberships_of(user: User):
@@ -28,5 +32,62 @@ def admin_count(organization: Organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.ADMIN).count()
 
 
+def admins_of(organization: Organization, limit: int = 5) -> list[User]:
+    """A few Admins to name to someone who needs one ("ask an Admin: ...")."""
+    return [
+        m.user
+        for m in Membership.objects.filter(organization=organization, role=Role.ADMIN)
+        .select_related("user")
+        .order_by("joined_at")[:limit]
+    ]
+
+
+def _active_workspaces_by_name():
+    return Workspace.objects.filter(archived_at__isnull=True).only("id", "name").order_by("name")
+
+
 def members_for_list(organization: Organization):
-    return Membership.objects.filter(organization=organization).select_related("user")
+    """Members with user, workspaces and MFA in a fixed number of queries, however many rows."""
+    second_factor = Authenticator.objects.filter(
+        user_id=OuterRef("user_id"),
+        type__in=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN],
+    )
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .prefetch_related(Prefetch("workspaces", queryset=_active_workspaces_by_name()))
+        .annotate(mfa_enabled=Exists(second_factor))
+    )
+
+
+def pending_invitations(organization: Organization):
+    """Invitations still waiting for an answer: pending and not past their expiry."""
+    return Invitation.objects.filter(
+        organization=organization,
+        status=InvitationStatus.PENDING,
+        expires_at__gt=timezone.now(),
+    )
+
+
+def seats_used(organization: Organization) -> int:
+    """What the member limit counts: members plus pending invitations."""
+    members = Membership.objects.filter(organization=organization).count()
+    return members + pending_invitations(organization).count()
+
+
+def invitations_for_list(organization: Organization):
+    """Every invitation of the organization with `state` (expired once past the expiry)."""
+    state = Case(
+        When(
+            Q(status=InvitationStatus.PENDING, expires_at__lte=timezone.now()),
+            then=Value(InvitationStatus.EXPIRED),
+        ),
+        default=F("status"),
+        output_field=CharField(),
+    )
+    return (
+        Invitation.objects.filter(organization=organization)
+        .select_related("invited_by")
+        .prefetch_related(Prefetch("workspaces", queryset=_active_workspaces_by_name()))
+        .annotate(state_value=state)
+    )
