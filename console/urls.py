@@ -29,6 +29,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("orgs/new/", views.org_create, name="org_create"),
+    path("invitations/", include("members.invitation_urls")),
     path("o/<slug:slug>/", include(org_patterns)),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

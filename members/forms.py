@@ -1,6 +1,9 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from orgs.models import Workspace
+from orgs.selectors import active_workspaces
+
 from .models import Role
 
 
@@ -15,7 +18,56 @@ class SignupNameForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        widget=forms.RadioSelect,
+        error_messages={
+            "invalid_choice": "Choose Admin, Member or Billing-only.",
+            "required": "Choose Admin, Member or Billing-only.",
+        },
+    )
+
+
+class WorkspaceChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.name} (the default workspace)" if obj.is_default else obj.name
+
+
+class InviteForm(RoleForm):
+    field_order = ["email", "role", "workspaces"]
+
+    email = forms.EmailField(
+        max_length=254,
+        error_messages={"invalid": "Enter a valid email address, like name@example.com."},
+    )
+    workspaces = WorkspaceChoiceField(
+        queryset=Workspace.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For Members and Billing-only users. None chosen: the default workspace. "
+        "Admins are in every workspace.",
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        kwargs.setdefault("initial", {"role": Role.MEMBER})
+        super().__init__(*args, **kwargs)
+        self.fields["workspaces"].queryset = active_workspaces(organization).order_by(
+            "-is_default", "name"
+        )
+
+
+class MemberWorkspacesForm(forms.Form):
+    workspaces = WorkspaceChoiceField(
+        queryset=Workspace.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspaces"].queryset = active_workspaces(organization).order_by(
+            "-is_default", "name"
+        )
 
 
 def add_service_errors(form: forms.Form, error: ValidationError) -> None:

@@ -129,6 +129,8 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "members.forms.SignupNameForm"
+# Knows invitation links: an invitee signing up with the invited address is already verified.
+ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Console] "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
