@@ -25,6 +25,14 @@ ORG_PAGES: dict[str, set[str]] = {
     "workspace_archive": {ADMIN},
     "audit_log": {ADMIN},
     "members:list": {ADMIN},
+    "members:invitations": {ADMIN},
+    "members:invite": {ADMIN},
+    "members:invitation_resend": {ADMIN},
+    "members:invitation_revoke": {ADMIN},
+    "members:role": {ADMIN},
+    "members:workspaces": {ADMIN},
+    "members:remove": {ADMIN},
+    "members:leave": EVERYONE,
     "apikeys:list": {ADMIN, MEMBER},
     "billing:overview": EVERYONE,
     "usage:overview": EVERYONE,
@@ -33,6 +41,11 @@ ORG_PAGES: dict[str, set[str]] = {
 ACCOUNT_PAGES = {"home", "org_create"}
 # Pages anyone may open.
 PUBLIC_PAGES = {"healthz"}
+# The invitee's side of an invitation link, open to anyone signed in or not (the invitee is not a
+# member yet; the link's signed token is the credential): the status for a damaged token (open)
+# and for a browser with no invitation in progress (accept). The whole flow is in
+# tests/test_members_invitations.py.
+INVITATION_PAGES: dict[str, int] = {"invitations:open": 400, "invitations:accept": 200}
 # Third-party URLs with their own access rules: allauth's sign-in pages, and the Django admin
 # (staff only, signing in through allauth; see test_accounts).
 THIRD_PARTY_MODULES = ("allauth.",)
@@ -65,7 +78,7 @@ PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
 def test_every_console_url_has_an_expectation():
-    known = set(ORG_PAGES) | ACCOUNT_PAGES | PUBLIC_PAGES
+    known = set(ORG_PAGES) | ACCOUNT_PAGES | PUBLIC_PAGES | set(INVITATION_PAGES)
     missing = sorted(set(CONSOLE_URLS) - known)
     assert not missing, f"URLs without an access expectation in this module: {missing}"
     stale = sorted(known - set(CONSOLE_URLS))
@@ -85,7 +98,20 @@ def _values(world, *, own_org: bool = True) -> dict:
     return {
         "slug": world.org.slug if own_org else world.other_org.slug,
         "workspace_id": world.workspace.pk,
+        "member_id": world.member.pk,
+        "invitation_id": _invitation(world).pk,
     }
+
+
+def _invitation(world):
+    from members.models import Invitation
+
+    invitation, _ = Invitation.objects.get_or_create(
+        organization=world.org,
+        email="invitee@example.com",
+        defaults={"role": "member", "invited_by": world.admin.user, "token_hash": "0" * 64},
+    )
+    return invitation
 
 
 @pytest.mark.django_db
@@ -133,6 +159,16 @@ def test_account_pages_need_a_login(client, world, name):
 @pytest.mark.parametrize("name", sorted(PUBLIC_PAGES))
 def test_public_pages_open_to_anyone(client, name):
     assert client.get(_path(CONSOLE_URLS[name], {})).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(INVITATION_PAGES))
+@pytest.mark.parametrize("who", ["anonymous", "outsider"])
+def test_invitation_pages_open_to_anyone_without_a_login(client, world, name, who):
+    if who == "outsider":
+        client.force_login(world.outsider.user)
+    response = client.get(_path(CONSOLE_URLS[name], {"token": "not-a-signed-token"}))
+    assert response.status_code == INVITATION_PAGES[name], f"{who} GET {name}"
 
 
 @pytest.mark.django_db
