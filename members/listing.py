@@ -12,7 +12,9 @@ class OrgTableView(OrgViewMixin, ExportMixin, SingleTableMixin, FilterView):
     """Subclass with `capability`, `table_class`, `filterset_class`, `template_name`,
     `export_name` and `get_queryset()` scoped to `self.organization`."""
 
-    paginate_by = 25
+    # The table paginates; ListView must not paginate the queryset too (a second COUNT query).
+    paginate_by = None
+    table_pagination = {"per_page": 25}
     export_formats = ("csv",)
     export_trigger_param = "_export"
     table_template = "partials/table.html"
