@@ -18,7 +18,8 @@ from members.access import LAST_ORG_SESSION_KEY, org_view
 from members.forms import add_service_errors
 from members.listing import OrgTableView
 from members.models import Membership
-from members.selectors import memberships_of
+from members.policy import can
+from members.selectors import admins_of, memberships_of
 from orgs import services as org_services
 from orgs.filters import WorkspaceFilter
 from orgs.models import Workspace
@@ -70,6 +71,8 @@ def org_home(request):
         "default_workspace": default_workspace(organization),
         "member_count": Membership.objects.filter(organization=organization).count(),
         "workspace_count": organization.workspaces.filter(archived_at__isnull=True).count(),
+        # The guide's "I can't invite a new member": say who can.
+        "admins": [] if can(request.membership, "members.manage") else admins_of(organization),
     }
     return render(request, "console/org_home.html", context)
 

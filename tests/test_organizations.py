@@ -156,3 +156,14 @@ def test_org_requiring_mfa_lets_a_member_with_totp_in(client, world):
     world.org.save()
     client.force_login(world.member.user)
     assert client.get(f"/o/{world.org.slug}/").status_code == 200
+
+
+def test_org_home_tells_non_admins_who_can_invite_and_how_to_leave(client, world):
+    client.force_login(world.member.user)
+    page = client.get(f"/o/{world.org.slug}/").content.decode()
+    assert "Only Admins can invite members" in page and "admin@example.com" in page
+    assert f"/o/{world.org.slug}/members/leave/" in page
+    client.force_login(world.admin.user)
+    assert (
+        "Only Admins can invite members" not in client.get(f"/o/{world.org.slug}/").content.decode()
+    )
