@@ -1,8 +1,127 @@
-from django.shortcuts import render
+"""API key pages. The plaintext key only ever appears in the body of the POST response that
+created it (create, rotate), which is never cached and never stored in the session."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 
 from members.access import org_view
+from members.forms import add_service_errors
+from members.listing import OrgTableView
+from members.policy import can
+
+from . import selectors, services
+from .filters import ApiKeyFilter
+from .forms import KeyCreateForm, KeyRenameForm, KeyRotateForm
+from .models import ApiKey
+from .tables import ApiKeyTable
+
+
+class ApiKeyListView(OrgTableView):
+    capability = "apikeys.view"
+    table_class = ApiKeyTable
+    filterset_class = ApiKeyFilter
+    template_name = "apikeys/key_list.html"
+    export_name = "api-keys"
+
+    def get_queryset(self):
+        return selectors.keys_for_list(self.membership)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(nav="apikeys", **kwargs)
+
+
+def _key_to_manage(request, key_id: int) -> ApiKey:
+    """A key the member may change; another member's key is not found (404), not forbidden."""
+    key = get_object_or_404(
+        selectors.keys_visible_to(request.membership).select_related("workspace", "owner"),
+        pk=key_id,
+    )
+    if not can(request.membership, "apikeys.manage", key):
+        raise Http404("No such key.")
+    return key
+
+
+def _show_once(request, issued, *, rotated_from: ApiKey | None = None):
+    return render(
+        request,
+        "apikeys/key_created.html",
+        {"issued": issued, "rotated_from": rotated_from, "nav": "apikeys"},
+    )
+
+
+@never_cache
+@sensitive_variables()  # error reports hide every local below: the key passes through many
+@org_view("apikeys.create")
+def key_create(request):
+    form = KeyCreateForm(request.POST or None, membership=request.membership)
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.create_api_key(
+                membership=request.membership,
+                workspace=form.cleaned_data["workspace"],
+                name=form.cleaned_data["name"],
+                expires_on=form.cleaned_data["expires_on"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return _show_once(request, issued)
+    return render(request, "apikeys/key_form.html", {"form": form, "nav": "apikeys", "new": True})
 
 
 @org_view("apikeys.view")
-def key_list(request):
-    return render(request, "apikeys/key_list.html", {"nav": "apikeys"})
+def key_rename(request, key_id: int):
+    key = _key_to_manage(request, key_id)
+    form = KeyRenameForm(request.POST or None, initial={"name": key.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rename_api_key(key=key, name=form.cleaned_data["name"], actor=request.user)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, "Key renamed.")
+            return redirect("apikeys:list", request.organization.slug)
+    return render(request, "apikeys/key_form.html", {"form": form, "key": key, "nav": "apikeys"})
+
+
+@org_view("apikeys.view")
+def key_revoke(request, key_id: int):
+    key = _key_to_manage(request, key_id)
+    if request.method == "POST":
+        try:
+            services.revoke_api_key(key=key, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"{key.name} is revoked: it stops working now.")
+        return redirect("apikeys:list", request.organization.slug)
+    return render(request, "apikeys/key_revoke.html", {"key": key, "nav": "apikeys"})
+
+
+@never_cache
+@sensitive_variables()  # error reports hide every local below: the key passes through many
+@org_view("apikeys.view")
+def key_rotate(request, key_id: int):
+    key = _key_to_manage(request, key_id)
+    if not key.is_rotatable:
+        messages.error(request, f"{key.name} cannot be rotated: only active keys can.")
+        return redirect("apikeys:list", request.organization.slug)
+    form = KeyRotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.rotate_api_key(
+                key=key,
+                overlap=services.ROTATION_OVERLAPS[form.cleaned_data["overlap"]],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            key.refresh_from_db()
+            return _show_once(request, issued, rotated_from=key)
+    return render(request, "apikeys/key_rotate.html", {"form": form, "key": key, "nav": "apikeys"})

@@ -34,6 +34,11 @@ ORG_PAGES: dict[str, set[str]] = {
     "members:remove": {ADMIN},
     "members:leave": EVERYONE,
     "apikeys:list": {ADMIN, MEMBER},
+    "apikeys:create": {ADMIN, MEMBER},
+    # A key owned by the Member: its owner and the Admins may manage it.
+    "apikeys:rename": {ADMIN, MEMBER},
+    "apikeys:revoke": {ADMIN, MEMBER},
+    "apikeys:rotate": {ADMIN, MEMBER},
     "billing:overview": EVERYONE,
     "usage:overview": EVERYONE,
 }
@@ -100,6 +105,7 @@ def _values(world, *, own_org: bool = True) -> dict:
         "workspace_id": world.workspace.pk,
         "member_id": world.member.pk,
         "invitation_id": _invitation(world).pk,
+        "key_id": _api_key(world).pk,
     }
 
 
@@ -112,6 +118,19 @@ def _invitation(world):
         defaults={"role": "member", "invited_by": world.admin.user, "token_hash": "0" * 64},
     )
     return invitation
+
+
+def _api_key(world):
+    """An active key of `world.org` owned by the Member."""
+    from apikeys.models import ApiKey
+    from apikeys.services import create_api_key
+
+    key = ApiKey.objects.filter(organization=world.org, owner=world.member.user).first()
+    if key is None:
+        key = create_api_key(
+            membership=world.member, workspace=world.workspace, name="Matrix", actor=None
+        ).key
+    return key
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -173,8 +174,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Periodic tasks live here, reviewed with the code, rather than in data migrations: beat's
+# DatabaseScheduler copies them into django_celery_beat's table (visible in the admin) at start.
+CELERY_BEAT_SCHEDULE = {
+    "apikeys-hygiene": {
+        "task": "apikeys.tasks.key_hygiene",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    "apikeys-flush-last-used": {"task": "apikeys.tasks.flush_key_last_used", "schedule": 60.0},
+}
 
 # Console behaviour.
+# API keys are stored as HMAC-SHA-256(API_KEY_PEPPER, key). Unset, the pepper is derived from
+# SECRET_KEY (apikeys/keyformat.py). Changing it, or SECRET_KEY while it is unset, invalidates
+# every API key: set it once in production and keep it.
+API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="")
 CONSOLE_DEFAULT_MEMBER_LIMIT = env.int("CONSOLE_DEFAULT_MEMBER_LIMIT", default=50)
 CONSOLE_SUPPORT_CONTACT = env.str("CONSOLE_SUPPORT_CONTACT", default="your console's operator")
 

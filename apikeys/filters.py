@@ -1,0 +1,46 @@
+import django_filters
+from django.db.models import Q
+
+from members.policy import can
+from orgs.models import Workspace
+
+from .models import ApiKey, KeyStatus
+from .selectors import key_owners, with_status
+
+
+class ApiKeyFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="filter_text", label="Search")
+    workspace = django_filters.ModelChoiceFilter(queryset=Workspace.objects.none())
+    status = django_filters.ChoiceFilter(
+        choices=KeyStatus.choices, method="filter_status", empty_label="Any"
+    )
+    owner = django_filters.ModelChoiceFilter(queryset=key_owners, empty_label="Anyone")
+
+    class Meta:
+        model = ApiKey
+        fields = ["q", "workspace", "status", "owner"]
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        membership = request.membership
+        self.filters["workspace"].queryset = Workspace.objects.filter(
+            organization_id=membership.organization_id
+        )
+        self.filters["owner"].queryset = key_owners(membership)
+        if not can(membership, "apikeys.view_all"):
+            # Members see only their own keys: an owner filter would have one choice.
+            del self.filters["owner"]
+
+    def filter_text(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name__icontains=value)
+            | Q(prefix__icontains=value)
+            | Q(last4=value)
+            | Q(owner__email__icontains=value)
+        )
+
+    def filter_status(self, queryset, name, value):
+        return with_status(queryset, value)

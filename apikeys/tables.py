@@ -1,0 +1,62 @@
+import django_tables2 as tables
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .models import ApiKey, KeyStatus
+
+STATUS_BADGES = {
+    KeyStatus.ACTIVE: "text-bg-success",
+    KeyStatus.REVOKED: "text-bg-danger",
+    KeyStatus.EXPIRED: "text-bg-secondary",
+}
+
+
+class ApiKeyTable(tables.Table):
+    name = tables.Column()
+    key = tables.Column(accessor="prefix", verbose_name="Key", order_by=("prefix", "last4"))
+    workspace = tables.Column(accessor="workspace__name", verbose_name="Workspace")
+    owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
+    status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+    last_used_at = tables.DateTimeColumn(
+        verbose_name="Last used", format="Y-m-d H:i", default="Never"
+    )
+    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i", default="Never")
+    actions = tables.TemplateColumn(
+        template_name="apikeys/key_actions.html",
+        orderable=False,
+        verbose_name="",
+        exclude_from_export=True,
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = (
+            "name", "key", "workspace", "owner", "status", "created_at", "last_used_at",
+            "expires_at", "actions",
+        )  # fmt: skip
+        sequence = fields
+        order_by = ("-created_at",)
+        empty_text = "No API keys."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = timezone.now()  # one "now" for every row's status
+
+    def render_key(self, record):
+        return format_html('<code class="text-nowrap">{}</code>', record.display)
+
+    def value_key(self, record):
+        return record.display
+
+    def render_status(self, record):
+        status = KeyStatus(record.status_at(self.now))
+        return format_html(
+            '<span class="badge {}" data-status="{}">{}</span>',
+            STATUS_BADGES[status],
+            status.value,
+            status.label,
+        )
+
+    def value_status(self, record):
+        return record.status_at(self.now)

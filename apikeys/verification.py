@@ -1,0 +1,339 @@
+"""Verification of API keys for the gateway: raw key -> `KeyContext`, or a reason it is refused.
+
+    result = verify_key(raw)          # or `await averify_key(raw)` from async code
+    if not result.ok:
+        return 401 with result.failure ("unknown", "malformed", "revoked", "expired") and .message
+
+Speed: results are cached in the process, by the key's hash, so a known key costs a checksum, one
+HMAC and a dict lookup (see bench/bench_apikeys.py). Correctness of the cache rests on three things:
+
+1. Invalidation over Redis pub/sub. Every change to a key (revoke, rotate, expire, create) is
+   announced after its transaction commits: `INCR apikeys:version` and `PUBLISH apikeys:invalidate
+   <hash>` in one MULTI/EXEC. A listener thread per process (started lazily by the first
+   verification) evicts the entry as the message arrives: a revocation reaches every process in
+   milliseconds, well inside the 1 second the design asks.
+2. The version counter. The listener compares `apikeys:version` with the messages it has seen about
+   once a second; if they disagree, a message was missed and it drops the whole cache. The cache is
+   only used while the listener is subscribed and looping ("healthy"); otherwise every
+   verification reads the database.
+3. A short TTL (`CACHE_TTL`) for changes made behind the services' back (SQL, cascading deletes).
+
+`last_used_at` is never written per request: a verified key is noted in memory, the listener thread
+copies the notes to a Redis hash (`HSET apikeys:last_used <key id> <unix time>`) at most once a
+minute per key and process, and the `flush_key_last_used` task (every minute) moves them into the
+database (`services.flush_last_used`). In `make run` (no Redis, no beat) the listener runs that
+flush itself.
+"""
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import redis
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, transaction
+
+from . import hotpath
+from .keyformat import check_key_format, hash_key
+from .models import ApiKey
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "apikeys:invalidate"
+VERSION_KEY = "apikeys:version"
+LAST_USED_KEY = "apikeys:last_used"
+
+CACHE_TTL = 10.0  # seconds a cached result may be used at most
+CACHE_MAX_ENTRIES = 100_000  # unknown keys are cached too: bound the memory a flood can take
+POLL_INTERVAL = 0.25  # the listener wakes at least this often
+VERSION_CHECK_INTERVAL = 1.0
+HEALTHY_WINDOW = 2.0  # the cache is trusted this long after the listener last looped
+LAST_USED_INTERVAL = 60.0  # per key and process
+STANDIN_FLUSH_INTERVAL = 60.0
+
+
+class Failure(StrEnum):
+    UNKNOWN = "unknown"
+    MALFORMED = "malformed"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+MESSAGES = {
+    Failure.UNKNOWN: "This API key does not exist. Check that you copied the whole key.",
+    Failure.REVOKED: "This API key has been revoked.",
+    Failure.EXPIRED: "This API key has expired.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """What the gateway needs to know about a key it accepted. Limits (spend caps) belong to
+    billing and are looked up by `key_id`, `workspace_id` and `organization_id`."""
+
+    key_id: int
+    organization_id: int
+    workspace_id: int
+    owner_id: int | None
+    name: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    failure: Failure | None = None
+    message: str = ""
+    # Also set for revoked and expired keys, so refusals can be attributed to a key.
+    context: KeyContext | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class _KeyCache:
+    """Results by key hash, with the listener that keeps them honest. One per process."""
+
+    def __init__(self):
+        self._reset_process_state()
+
+    def _reset_process_state(self):
+        self.entries: dict[str, tuple[Verification, float, float]] = {}
+        self.lock = threading.Lock()
+        self.generation = 0  # bumped by every eviction: a load that raced one is not stored
+        self.version = 0  # apikeys:version as far as the messages seen tell
+        self.healthy_until = 0.0
+        self.listener: threading.Thread | None = None
+        self.used: dict[int, float] = {}  # key id -> unix time, waiting for the listener
+        self.used_noted: dict[int, float] = {}  # key id -> monotonic time last noted
+
+    # -- used by verify_key ------------------------------------------------------------------
+
+    def ensure_listener(self) -> None:
+        if self.listener is None:
+            with self.lock:
+                if self.listener is None:
+                    self.listener = threading.Thread(
+                        target=_listen, args=(self,), name="apikeys-cache-listener", daemon=True
+                    )
+                    self.listener.start()
+
+    def store(self, key_hash: str, entry: tuple, generation: int) -> None:
+        with self.lock:
+            if generation != self.generation:
+                return
+            if len(self.entries) >= CACHE_MAX_ENTRIES:
+                self.entries.clear()
+            self.entries[key_hash] = entry
+
+    def note_used(self, key_id: int, now: float) -> None:
+        last = self.used_noted.get(key_id)
+        if last is None or now - last >= LAST_USED_INTERVAL:
+            self.used_noted[key_id] = now
+            self.used[key_id] = time.time()
+
+    # -- used by the listener and by announcements -------------------------------------------
+
+    def evict(self, key_hash: str, *, from_message: bool) -> None:
+        with self.lock:
+            self.entries.pop(key_hash, None)
+            self.generation += 1
+            if from_message:
+                self.version += 1
+
+    def reconcile(self, version: int) -> None:
+        """Redis says `version`: drop everything if it is not what the messages add up to
+        (missed messages, or a counter reset by a Redis restart or FLUSHDB)."""
+        with self.lock:
+            if version != self.version:
+                self.entries.clear()
+                self.generation += 1
+            self.version = version
+
+    def restart(self, version: int) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.generation += 1
+            self.version = version
+
+    def take_used(self) -> dict[int, float]:
+        used, self.used = self.used, {}
+        return used
+
+
+_cache = _KeyCache()
+# A forked child inherits neither the listener thread nor a trustworthy cache.
+os.register_at_fork(after_in_child=_cache._reset_process_state)
+
+
+def _listen(cache: _KeyCache) -> None:
+    while True:
+        try:
+            _listen_once(cache)
+        except Exception:
+            logger.warning("API key cache listener lost Redis; retrying", exc_info=True)
+        cache.healthy_until = 0.0
+        time.sleep(0.5)
+
+
+def _listen_once(cache: _KeyCache) -> None:
+    client = hotpath.client()
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(CHANNEL)
+        deadline = time.monotonic() + 5
+        while True:
+            message = pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "subscribe":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("No subscription confirmation from Redis")
+        # Anything could have changed while we were not listening.
+        cache.restart(int(client.get(VERSION_KEY) or 0))
+        last_check = last_flush = time.monotonic()
+        while True:
+            _drain(cache, pubsub, timeout=POLL_INTERVAL)
+            now = time.monotonic()
+            if now - last_check >= VERSION_CHECK_INTERVAL:
+                version = int(client.get(VERSION_KEY) or 0)
+                if version != cache.version:
+                    # The messages may be on their way rather than lost: read what has arrived.
+                    _drain(cache, pubsub, timeout=0.05)
+                cache.reconcile(version)
+                last_check = now
+            used = cache.take_used()
+            if used:
+                client.hset(LAST_USED_KEY, mapping={str(k): int(v) for k, v in used.items()})
+            if hotpath.is_standin() and now - last_flush >= STANDIN_FLUSH_INTERVAL:
+                _flush_in_process()
+                last_flush = now
+            cache.healthy_until = time.monotonic() + HEALTHY_WINDOW
+    finally:
+        cache.healthy_until = 0.0
+        pubsub.close()
+
+
+def _drain(cache: _KeyCache, pubsub, *, timeout: float) -> None:
+    message = pubsub.get_message(timeout=timeout)
+    while message is not None:
+        if message["type"] == "message":
+            data = message["data"]
+            cache.evict(data.decode() if isinstance(data, bytes) else data, from_message=True)
+        message = pubsub.get_message(timeout=0)
+
+
+def _flush_in_process() -> None:
+    """Without Redis there is no beat either: the listener moves last-used stamps itself."""
+    from .services import flush_last_used
+
+    try:
+        flush_last_used()
+    except Exception:
+        logger.exception("Could not record when API keys were last used")
+    finally:
+        close_old_connections()
+
+
+def cache_is_live() -> bool:
+    """True while this process's listener is subscribed, i.e. cached results are trusted."""
+    return time.monotonic() < _cache.healthy_until
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+_CONTEXT_FIELDS = (
+    "pk", "organization_id", "workspace_id", "owner_id", "name", "expires_at", "revoked_at",
+)  # fmt: skip
+
+
+def _load(key_hash: str) -> tuple[Verification, float]:
+    row = ApiKey.objects.filter(key_hash=key_hash).values_list(*_CONTEXT_FIELDS).first()
+    if row is None:
+        return Verification(Failure.UNKNOWN, MESSAGES[Failure.UNKNOWN]), math.inf
+    pk, organization_id, workspace_id, owner_id, name, expires_at, revoked_at = row
+    context = KeyContext(pk, organization_id, workspace_id, owner_id, name, expires_at)
+    if revoked_at is not None:
+        return Verification(Failure.REVOKED, MESSAGES[Failure.REVOKED], context), math.inf
+    expires = expires_at.timestamp() if expires_at is not None else math.inf
+    return Verification(context=context), expires
+
+
+def _malformed(raw) -> Verification | None:
+    reason = check_key_format(raw)
+    return None if reason is None else Verification(Failure.MALFORMED, reason)
+
+
+def _cached(key_hash: str) -> tuple[Verification, float] | None:
+    entry = _cache.entries.get(key_hash)
+    if entry is None:
+        return None
+    now = time.monotonic()
+    if now >= _cache.healthy_until or now - entry[2] >= CACHE_TTL:
+        return None
+    return entry[0], entry[1]
+
+
+def _finish(found: tuple[Verification, float]) -> Verification:
+    result, expires = found
+    if result.failure is None:
+        if time.time() >= expires:
+            return Verification(Failure.EXPIRED, MESSAGES[Failure.EXPIRED], result.context)
+        _cache.note_used(result.context.key_id, time.monotonic())
+    return result
+
+
+def verify_key(raw: str) -> Verification:
+    """Accept or refuse `raw` (the key exactly as presented: it is not trimmed or re-cased)."""
+    malformed = _malformed(raw)
+    if malformed is not None:
+        return malformed
+    key_hash = hash_key(raw)
+    _cache.ensure_listener()
+    found = _cached(key_hash)
+    if found is None:
+        generation = _cache.generation
+        found = _load(key_hash)
+        _cache.store(key_hash, (found[0], found[1], time.monotonic()), generation)
+    return _finish(found)
+
+
+async def averify_key(raw: str) -> Verification:
+    """`verify_key` for async code: cache hits never leave the event loop's thread."""
+    malformed = _malformed(raw)
+    if malformed is not None:
+        return malformed
+    key_hash = hash_key(raw)
+    _cache.ensure_listener()
+    found = _cached(key_hash)
+    if found is None:
+        generation = _cache.generation
+        found = await sync_to_async(_load)(key_hash)
+        _cache.store(key_hash, (found[0], found[1], time.monotonic()), generation)
+    return _finish(found)
+
+
+# -- announcements, for services -------------------------------------------------------------
+
+
+def announce_key_change(key_hash: str) -> None:
+    """Tell every process that the key with this hash changed. Call inside the writing
+    transaction: this process forgets the key at once, the others when the transaction commits."""
+    _cache.evict(key_hash, from_message=False)
+    transaction.on_commit(lambda: _publish(key_hash), robust=True)
+
+
+def _publish(key_hash: str) -> None:
+    try:
+        pipe = hotpath.client().pipeline(transaction=True)
+        pipe.incr(VERSION_KEY)
+        pipe.publish(CHANNEL, key_hash)
+        pipe.execute()
+    except redis.RedisError:
+        # Listeners that cannot reach Redis stop trusting their caches; the TTL covers the rest.
+        logger.exception("Could not announce an API key change to other processes")
