@@ -38,6 +38,10 @@ ACTIONS: dict[str, str] = {
     "apikey.revoked": "Revoked an API key",
     "apikey.rotated": "Rotated an API key",
     "apikey.expired": "An API key expired",
+    # gateway
+    "gateway.upstream_changed": "Changed the upstream API configuration",
+    "gateway.upstream_removed": "Removed the upstream API configuration",
+    "gateway.policy_changed": "Changed a workspace's gateway policy",
 }
 
 

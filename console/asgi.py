@@ -1,7 +1,9 @@
-"""ASGI entry point: uvicorn serves the console (Django) here.
+"""ASGI entry point: uvicorn serves the console (Django) and the gateway here.
 
-The gateway's `/v1` routes will be dispatched to a lean ASGI app before Django's handler (see the
-gateway issue); everything else goes to Django.
+Paths under `/v1/` go to the gateway's lean ASGI app (gateway/app.py), which reuses the apps'
+services without Django's request handler; everything else goes to Django. Lifespan events go to
+the gateway (Django's handler does not speak lifespan): it opens nothing eagerly, and at shutdown
+closes its upstream connections and flushes queued usage events.
 """
 
 import os
@@ -9,4 +11,15 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from gateway.app import application as gateway_application  # noqa: E402  (needs Django set up)
+
+
+async def application(scope, receive, send):
+    if (scope["type"] == "http" and scope["path"].startswith("/v1/")) or scope[
+        "type"
+    ] == "lifespan":
+        await gateway_application(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

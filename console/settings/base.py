@@ -201,3 +201,14 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CSRF_FAILURE_VIEW = "console.views.csrf_failure"
+
+# Gateway (/v1). Upstream keys are encrypted with MultiFernet: comma-separated Fernet keys, newest
+# first (gateway/crypto.py); unset, one key derived from SECRET_KEY.
+UPSTREAM_KEY_ENCRYPTION_KEYS = env.str("UPSTREAM_KEY_ENCRYPTION_KEYS", default="")
+# The upstream of an organization without its own configuration. `make run` points it at the
+# simulator it starts (or at api.anthropic.com when ANTHROPIC_API_KEY is set); unset, such an
+# organization's requests are refused until an Admin configures an upstream.
+GATEWAY_DEFAULT_UPSTREAM_URL = env.str("GATEWAY_DEFAULT_UPSTREAM_URL", default="")
+GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="")
+# Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
+USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))

@@ -1,0 +1,198 @@
+"""The gateway's spend hook: reserve a request's maximum cost before forwarding it, settle the
+actual cost afterwards, against the organization's monthly cap (`SpendLimit`).
+
+    reservation = await reserve(organization_id=..., model=..., max_tokens=..., body_bytes=...)
+    # over the cap: raises CapReached (the gateway answers 400 invalid_request_error)
+    ...
+    await settle(reservation, actual_micros)
+
+The counter is one Redis integer per organization and calendar month (UTC),
+`spend:{org id}:{YYYY-MM}`, holding spent + reserved micro-dollars. `RESERVE_SCRIPT` checks and
+adds in one atomic step: a request is admitted while the counter is below the cap, so however many
+requests race, the counter overshoots the cap by less than one reservation, and since a
+reservation is an upper bound of the actual cost, spent ≤ cap + the largest single reservation.
+Settling adds (actual − reserved), which is ≤ 0.
+
+The maximum cost of a request (`max_cost_micros`):
+    max_tokens × output price  +  ceil(body bytes / 3) × input price
+A token is never shorter than ~3 bytes of JSON text (Claude averages ~4 characters of English per
+token, and JSON syntax adds bytes that are not tokens), so the body size bounds the input tokens
+from above, and cache writes (1.25 × input price) are covered by the slack. Images are far cheaper
+in tokens than in bytes of base64.
+
+Limits are read through an in-process cache (`LIMIT_TTL` seconds): an organization without an
+enabled limit costs no Redis round trip at all. If Redis cannot be reached, the request is
+admitted and the failure logged: the gateway favours availability over the cap for the seconds
+Redis is away (the usage events still record every cost).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import fakeredis
+import redis
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from apikeys import hotpath
+from usage import pricing
+
+from .models import SpendLimit
+
+logger = logging.getLogger(__name__)
+
+LIMIT_TTL = 5.0
+BYTES_PER_TOKEN_BOUND = 3
+COUNTER_TTL = 40 * 24 * 3600  # a month and a bit: old months expire by themselves
+
+# KEYS[1] counter; ARGV[1] cap, ARGV[2] amount, ARGV[3] ttl → {admitted 0/1, counter after}
+RESERVE_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current >= tonumber(ARGV[1]) then
+  return {0, current}
+end
+local after = redis.call('INCRBY', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, after}
+"""
+
+
+class CapReached(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    counter: str
+    amount: int
+
+
+# -- limits, cached in the process -----------------------------------------------------------
+
+_limits: dict[int, tuple[int | None, float]] = {}  # org id -> (cap or None, loaded at)
+
+
+def _load_cap(organization_id: int) -> int | None:
+    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
+    return (
+        SpendLimit.objects.filter(organization_id=organization_id, enabled=True)
+        .values_list("monthly_cap_micros", flat=True)
+        .first()
+    )
+
+
+async def monthly_cap(organization_id: int) -> int | None:
+    found = _limits.get(organization_id)
+    now = time.monotonic()
+    if found is not None and now - found[1] < LIMIT_TTL:
+        return found[0]
+    cap = await sync_to_async(_load_cap)(organization_id)
+    _limits[organization_id] = (cap, now)
+    return cap
+
+
+def forget_limits() -> None:
+    _limits.clear()
+
+
+# -- the async Redis client ------------------------------------------------------------------
+
+_clients: dict[tuple[str, int], aioredis.Redis] = {}
+
+
+def _client() -> aioredis.Redis:
+    """An asyncio client for the same Redis as `apikeys.hotpath` (its stand-in included)."""
+    import asyncio
+
+    url = settings.REDIS_URL
+    loop_id = id(asyncio.get_running_loop())
+    found = _clients.get((url, loop_id))
+    if found is None:
+        if url:
+            found = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        else:
+            server = hotpath.client().connection_pool.connection_kwargs["server"]
+            found = fakeredis.FakeAsyncRedis(server=server)
+        _clients[(url, loop_id)] = found
+    return found
+
+
+def counter_key(organization_id: int, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"spend:{organization_id}:{now:%Y-%m}"
+
+
+def period_reset(now: datetime | None = None) -> datetime:
+    """The start of the next calendar month (UTC): when a monthly cap resets."""
+    now = now or datetime.now(UTC)
+    if now.month == 12:
+        return datetime(now.year + 1, 1, 1, tzinfo=UTC)
+    return datetime(now.year, now.month + 1, 1, tzinfo=UTC)
+
+
+def max_cost_micros(model: str, max_tokens: int, body_bytes: int) -> int:
+    price = pricing.price_for(model)
+    if price is None:
+        return 0
+    input_bound = math.ceil(body_bytes / BYTES_PER_TOKEN_BOUND)
+    return pricing.to_micros(price.output * max_tokens + price.input * input_bound)
+
+
+def _dollars(micros: int) -> str:
+    return f"${micros / 1_000_000:,.2f}"
+
+
+async def reserve(
+    *, organization_id: int, model: str, max_tokens: int, body_bytes: int
+) -> Reservation | None:
+    """Reserve the request's maximum cost; None when the organization has no cap."""
+    cap = await monthly_cap(organization_id)
+    if cap is None:
+        return None
+    await pricing.aensure_loaded()
+    amount = max_cost_micros(model, max_tokens, body_bytes)
+    now = datetime.now(UTC)
+    key = counter_key(organization_id, now)
+    try:
+        admitted, _after = await _client().eval(RESERVE_SCRIPT, 1, key, cap, amount, COUNTER_TTL)
+    except (redis.RedisError, OSError):
+        logger.exception("Spend counter unavailable: request admitted without a reservation")
+        return None
+    if not admitted:
+        reset = period_reset(now)
+        raise CapReached(
+            f"Your organization has reached its monthly spend limit of {_dollars(cap)}. "
+            f"Requests will be accepted again when the limit resets on "
+            f"{reset:%Y-%m-%d at %H:%M} UTC, or when an Admin raises the limit."
+        )
+    return Reservation(key, amount)
+
+
+async def settle(reservation: Reservation | None, actual_micros: int) -> None:
+    """Replace the reservation by the actual cost (never more than was reserved)."""
+    if reservation is None:
+        return
+    delta = actual_micros - reservation.amount
+    if delta > 0:  # cannot happen with a sound bound; if it does, count the truth
+        logger.warning("Actual cost exceeded the reservation for %s", reservation.counter)
+    if delta == 0:
+        return
+    try:
+        await _client().incrby(reservation.counter, delta)
+    except (redis.RedisError, OSError):
+        logger.exception("Could not settle a spend reservation of %s", reservation.counter)
+
+
+async def spent_micros(organization_id: int) -> int:
+    """Spent + reserved this month, as the counter holds it."""
+    value = await _client().get(counter_key(organization_id))
+    return int(value or 0)

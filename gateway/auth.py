@@ -1,0 +1,24 @@
+"""The gateway's view of API-key verification: a raw key in, a key context or a refusal out.
+
+The protocol the gateway codes against is `verify(raw) -> Verification` (async), where a
+Verification has `ok`, `failure` (unknown / malformed / revoked / expired), `message`, and a
+`context` (key id, organization id, workspace id) — also for revoked and expired keys, so their
+refusals can be metered to the organization. apikeys.verification implements it, with its
+in-process cache and Redis invalidation.
+"""
+
+from __future__ import annotations
+
+from apikeys.verification import KeyContext, Verification, averify_key
+
+MISSING_KEY_MESSAGE = (
+    "x-api-key header is required (or Authorization: Bearer <key>): use an API key created in "
+    "this console."
+)
+
+
+async def verify(raw: str) -> Verification:
+    return await averify_key(raw)
+
+
+__all__ = ["MISSING_KEY_MESSAGE", "KeyContext", "Verification", "verify"]

@@ -1,0 +1,111 @@
+"""What the gateway needs per workspace, cached in the process: the upstream (decrypted key,
+base URL, timeout) and the workspace policy (model allow-list, max_tokens ceiling).
+
+`await route_for(organization_id, workspace_id)` answers from memory for `ROUTE_TTL` seconds after
+a load; a miss loads both rows in one thread (`sync_to_async`), never on the event loop. Changes
+made through gateway/services.py are dropped from this process's cache at once; other processes
+see them within `ROUTE_TTL`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Q
+
+from . import crypto
+from .models import UpstreamConfig, WorkspacePolicy
+
+logger = logging.getLogger(__name__)
+
+ROUTE_TTL = 5.0
+CACHE_MAX_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    base_url: str
+    api_key: str
+    timeout: float
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Upstream({self.base_url!r}, timeout={self.timeout})"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    upstream: Upstream | None
+    allowed_models: tuple[str, ...] = ()
+    max_tokens_ceiling: int | None = None
+
+    def allows(self, model: str) -> bool:
+        return not self.allowed_models or model.startswith(self.allowed_models)
+
+
+_routes: dict[tuple[int, int | None], tuple[Route, float]] = {}
+
+
+def default_upstream() -> Upstream | None:
+    url = settings.GATEWAY_DEFAULT_UPSTREAM_URL
+    key = settings.GATEWAY_DEFAULT_UPSTREAM_KEY
+    if not url or not key:
+        return None
+    return Upstream(url.rstrip("/"), key, 600.0)
+
+
+def load_route(organization_id: int, workspace_id: int | None) -> Route:
+    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
+    scope = (
+        Q(workspace__isnull=True) | Q(workspace_id=workspace_id)
+        if workspace_id
+        else Q(workspace__isnull=True)
+    )
+    configs = {
+        c.workspace_id: c
+        for c in UpstreamConfig.objects.filter(scope, organization_id=organization_id)
+    }
+    config = configs.get(workspace_id) or configs.get(None)
+    upstream = default_upstream()
+    if config is not None:
+        try:
+            upstream = Upstream(
+                config.base_url.rstrip("/"),
+                crypto.decrypt(config.api_key_encrypted),
+                float(config.timeout_seconds),
+            )
+        except Exception:  # an undecryptable key (rotated away): refuse, don't fall back
+            logger.error("Upstream key of organization %s cannot be decrypted", organization_id)
+            upstream = None
+    policy = (
+        WorkspacePolicy.objects.filter(workspace_id=workspace_id).first() if workspace_id else None
+    )
+    if policy is None:
+        return Route(upstream)
+    return Route(upstream, tuple(policy.allowed_models or ()), policy.max_tokens_ceiling)
+
+
+async def route_for(organization_id: int, workspace_id: int | None) -> Route:
+    cache_key = (organization_id, workspace_id)
+    found = _routes.get(cache_key)
+    now = time.monotonic()
+    if found is not None and now - found[1] < ROUTE_TTL:
+        return found[0]
+    route = await sync_to_async(load_route)(organization_id, workspace_id)
+    if len(_routes) >= CACHE_MAX_ENTRIES:
+        _routes.clear()
+    _routes[cache_key] = (route, now)
+    return route
+
+
+def forget_routes(organization_id: int | None = None) -> None:
+    """Drop cached routes (of one organization, or all) in this process."""
+    if organization_id is None:
+        _routes.clear()
+        return
+    for key in [k for k in _routes if k[0] == organization_id]:
+        _routes.pop(key, None)

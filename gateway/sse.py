@@ -1,0 +1,81 @@
+"""Usage from a Messages SSE stream, read incrementally while the chunks are relayed.
+
+The gateway hands every chunk to :meth:`StreamUsage.feed` right after sending it on, so parsing
+never delays the client. Only three events matter and only they are decoded: ``message_start``
+(input and cache usage, model, service tier), ``message_delta`` (cumulative ``output_tokens``; the
+last one wins) and ``error`` (a failure after the stream started). Text deltas are skipped by a
+prefix check, without JSON decoding.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+_START = b"event: message_start"
+_DELTA = b"event: message_delta"
+_ERROR = b"event: error"
+_WANTED = (_START, _DELTA, _ERROR)
+
+
+def _data(event: bytes) -> dict | None:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                value = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+class StreamUsage:
+    __slots__ = ("_buffer", "error_type", "model", "service_tier", "usage")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.usage: dict[str, int] = {}
+        self.model: str | None = None
+        self.service_tier: str | None = None
+        self.error_type: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in chunk:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            if buffer.startswith(_WANTED, start):
+                self._event(buffer[start:end])
+            start = end + 2
+        self._buffer = buffer[start:] if start < len(buffer) else b""
+
+    def _event(self, event: bytes) -> None:
+        data = _data(event)
+        if data is None:
+            return
+        kind = data.get("type")
+        if kind == "message_start":
+            message = data.get("message") or {}
+            self.model = message.get("model") or self.model
+            self._take(message.get("usage") or {})
+        elif kind == "message_delta":
+            self._take(data.get("usage") or {})
+        elif kind == "error":
+            self.error_type = (data.get("error") or {}).get("type") or "api_error"
+
+    def _take(self, usage: dict) -> None:
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ):
+            value = usage.get(name)
+            if isinstance(value, int):
+                self.usage[name] = value
+        tier = usage.get("service_tier")
+        if isinstance(tier, str):
+            self.service_tier = tier

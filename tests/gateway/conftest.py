@@ -1,0 +1,113 @@
+"""Fixtures for the gateway: the simulator and the console's ASGI app (gateway dispatched in
+console/asgi.py) each served by uvicorn in a thread, keys minted through the API-keys service,
+and helpers that read usage events the way production does (stream → consumer → rows)."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anthropic
+import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
+
+from apikeys.services import create_api_key
+from billing import spend
+from gateway import routing
+from gateway.services import configure_upstream
+from gateway.simulator import Simulator
+from usage import pricing
+from usage.ingest import drain
+from usage.models import UsageEvent
+from usage.stream import publisher
+
+from .servers import RunningServer, serve_in_thread
+
+MODEL = "claude-haiku-4-5-20251001"
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[RunningServer]:
+    running = serve_in_thread(Simulator())
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[RunningServer]:
+    from console.asgi import application
+
+    running = serve_in_thread(application)
+    yield running
+    running.stop()
+    # Cache misses load in asgiref's shared thread: close its connection so the test database
+    # can be dropped at the end of the run.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_caches(settings, tmp_path):
+    settings.USAGE_SPOOL_DIR = str(tmp_path / "spool")
+    routing.forget_routes()
+    spend.forget_limits()
+    pricing.invalidate()
+    yield
+
+
+@dataclass
+class GatewayWorld:
+    world: object
+    url: str
+    key: str  # a console key of the Admin, default workspace
+    key_row: object
+    org: object
+
+    def client(self, key: str | None = None, **options) -> anthropic.Anthropic:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 20)
+        return anthropic.Anthropic(api_key=key or self.key, base_url=self.url, **options)
+
+
+def mint_key(membership, workspace, name="test key"):
+    issued = create_api_key(membership=membership, workspace=workspace, name=name, actor=None)
+    return issued.plaintext, issued.key
+
+
+def seed_prices() -> None:
+    """The price rows of the data migration (transactional tests truncate every table)."""
+    from django.apps import apps
+
+    seed = importlib.import_module("usage.migrations.0002_seed_model_prices").seed
+    seed(apps, None)
+    pricing.invalidate()
+
+
+@pytest.fixture
+def gw(world, simulator, gateway) -> GatewayWorld:
+    seed_prices()
+    configure_upstream(
+        organization=world.org, base_url=simulator.url, api_key="sk-sim-upstream-0001", actor=None
+    )
+    default = world.org.workspaces.get(is_default=True)
+    raw, row = mint_key(world.admin, default)
+    return GatewayWorld(world, gateway.url, raw, row, world.org)
+
+
+def events_for(organization_id: int, expected: int, timeout: float = 10.0) -> list[UsageEvent]:
+    """The organization's usage events once `expected` have arrived (polling the real path:
+    publisher → Redis stream → consumer), plus a last drain so an extra one would show."""
+    deadline = time.monotonic() + timeout
+    while True:
+        publisher().flush()
+        drain(consumer="tests")
+        rows = list(UsageEvent.objects.filter(organization_id=organization_id).order_by("id"))
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    time.sleep(0.1)
+    publisher().flush()
+    drain(consumer="tests")
+    return list(UsageEvent.objects.filter(organization_id=organization_id).order_by("id"))

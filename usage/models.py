@@ -1,0 +1,65 @@
+from django.db import models
+
+
+class UsageEvent(models.Model):
+    """One gateway request, as metered. Written only by ingestion (usage/ingest.py), never on the
+    request path; `request_id` is unique so a replayed batch inserts nothing twice.
+
+    Organization, workspace and key are plain ids, not foreign keys: events are append-only
+    history at high volume, they must outlive a deleted key or workspace, and ingestion must not
+    pay for constraint checks.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    upstream_request_id = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    organization_id = models.BigIntegerField()
+    workspace_id = models.BigIntegerField(null=True)
+    api_key_id = models.BigIntegerField(null=True)
+    endpoint = models.CharField(max_length=32, default="messages")
+    model = models.CharField(max_length=128, blank=True, default="")
+    stream = models.BooleanField(default=False)
+    status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True, default="")
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_creation_input_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
+    service_tier = models.CharField(max_length=32, blank=True, default="")
+    cost_micros = models.BigIntegerField(default=0, help_text="Integer micro-dollars.")
+    latency_ms = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization_id", "created_at"], name="usage_event_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class ModelPrice(models.Model):
+    """Prices per million tokens for a model id or a family prefix, from a date on.
+
+    `model` matches a request's model by exact id or as a prefix (`claude-sonnet-4-5` prices
+    `claude-sonnet-4-5-20250929`); the longest match wins, then the latest `effective_from` not
+    after the request's time. See usage/pricing.py.
+    """
+
+    model = models.CharField(max_length=128)
+    effective_from = models.DateTimeField()
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "effective_from"], name="model_price_unique_from"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from:%Y-%m-%d}"

@@ -1,0 +1,130 @@
+"""The one function that prices usage: `price_usage(model, usage, at)` → integer micro-dollars.
+
+    cost = Σ tokens × price per million tokens / 1,000,000, in Decimal, rounded up to a whole
+    micro-dollar once per request (never float).
+
+Prices come from `ModelPrice` rows, held in the process for `TABLE_TTL` seconds so the gateway's
+hot path never queries the database on a hit. Async callers (the gateway) call
+`await aensure_loaded()` first: the reload then runs in a thread, not on the event loop.
+
+A model without a price row (a new model, a typo the upstream will reject) is priced at the most
+expensive row on file: reservations stay conservative and nothing is free by accident.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+TABLE_TTL = 60.0
+# Micro-dollars per dollar: price per MTok × tokens / 1e6 dollars = price × tokens micro-dollars.
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    model: str
+    effective_from: float  # unix time
+    input: Decimal
+    output: Decimal
+    cache_write: Decimal
+    cache_read: Decimal
+
+
+_lock = threading.Lock()
+_table: list[Price] = []  # longest model first, then newest first
+_loaded_at = -TABLE_TTL
+_resolved: dict[str, list[Price]] = {}
+
+
+def _load() -> None:
+    from .models import ModelPrice
+
+    global _table, _loaded_at, _resolved
+    rows = [
+        Price(
+            p.model,
+            p.effective_from.timestamp(),
+            p.input_per_mtok,
+            p.output_per_mtok,
+            p.cache_write_per_mtok,
+            p.cache_read_per_mtok,
+        )
+        for p in ModelPrice.objects.all()
+    ]
+    rows.sort(key=lambda p: (-len(p.model), -p.effective_from))
+    with _lock:
+        _table, _resolved, _loaded_at = rows, {}, time.monotonic()
+
+
+def is_stale() -> bool:
+    return time.monotonic() - _loaded_at >= TABLE_TTL
+
+
+def ensure_loaded() -> None:
+    if is_stale():
+        _load()
+
+
+def _load_off_loop() -> None:
+    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
+    _load()
+
+
+async def aensure_loaded() -> None:
+    if is_stale():
+        await sync_to_async(_load_off_loop)()
+
+
+def invalidate() -> None:
+    global _loaded_at
+    _loaded_at = -TABLE_TTL
+
+
+def _candidates(model: str) -> list[Price]:
+    found = _resolved.get(model)
+    if found is None:
+        matches = [p for p in _table if model.startswith(p.model)]
+        if matches:
+            best = len(matches[0].model)
+            found = [p for p in matches if len(p.model) == best]
+        else:  # unknown model: the most expensive price on file
+            found = sorted(_table, key=lambda p: (-p.output, -p.effective_from))[:1]
+        if len(_resolved) < 10_000:
+            _resolved[model] = found
+    return found
+
+
+def price_for(model: str, at: datetime | float | None = None) -> Price | None:
+    ensure_loaded()
+    when = time.time() if at is None else at if isinstance(at, float) else at.timestamp()
+    candidates = _candidates(model)
+    for price in candidates:  # newest first
+        if price.effective_from <= when:
+            return price
+    return candidates[-1] if candidates else None
+
+
+def to_micros(amount: Decimal) -> int:
+    """Micro-dollars (Decimal) → integer, rounding a fraction up."""
+    return int(amount.to_integral_value(rounding=ROUND_CEILING))
+
+
+def price_usage(model: str, usage: Mapping[str, int], at: datetime | float | None = None) -> int:
+    """Cost of `usage` (Anthropic's field names) for `model` at time `at`, in micro-dollars."""
+    price = price_for(model, at)
+    if price is None:
+        return 0
+    micros = (
+        price.input * usage.get("input_tokens", 0)
+        + price.output * usage.get("output_tokens", 0)
+        + price.cache_write * usage.get("cache_creation_input_tokens", 0)
+        + price.cache_read * usage.get("cache_read_input_tokens", 0)
+    )
+    return to_micros(micros)

@@ -1,0 +1,200 @@
+"""Publishing usage events to the Redis stream, off the request path, with a disk spool.
+
+    from usage.stream import publisher
+    publisher().publish(event)        # from the event loop: a deque append, nothing else
+
+A daemon thread per process flushes the queue every `FLUSH_INTERVAL` (or sooner when
+`FLUSH_BATCH` events wait) with one pipelined XADD per batch to `STREAM`. The event loop never
+waits for Redis and there is no database write on the request path.
+
+When Redis is unavailable the batch is appended to a spool file (`settings.USAGE_SPOOL_DIR`, one
+file per process, JSON lines, fsync'd) and the thread retries Redis every `RETRY_INTERVAL`; once it
+answers, every spool file in the directory (those of dead processes too) is replayed and deleted.
+Nothing is dropped. A batch can reach the stream twice (Redis took part of a pipeline, then failed;
+a replay interrupted by a crash): the consumer inserts with ON CONFLICT (request_id) DO NOTHING, so
+nothing is *stored* twice.
+
+What can still be lost: events queued in memory (at most `FLUSH_INTERVAL` worth) when a process is
+killed with SIGKILL. A clean shutdown flushes (`publisher().close()`, called at ASGI shutdown and
+at exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import orjson
+import redis
+from django.conf import settings
+
+from apikeys import hotpath
+
+logger = logging.getLogger(__name__)
+
+STREAM = "usage:events"
+FIELD = b"e"
+FLUSH_INTERVAL = 0.005  # seconds between flushes when traffic is light
+FLUSH_BATCH = 500
+RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
+REPLAY_BATCH = 1000
+
+
+def spool_dir() -> Path:
+    return Path(settings.USAGE_SPOOL_DIR)
+
+
+class UsagePublisher:
+    def __init__(self) -> None:
+        self._queue: deque[dict] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # one flush at a time (thread, close(), tests)
+        self._thread: threading.Thread | None = None
+        self._down_until = 0.0
+        self._spooled = False  # this process may have left events on disk
+        self.published = 0
+        self.spooled = 0
+
+    # -- the request path ------------------------------------------------------------------
+
+    def publish(self, event: dict) -> None:
+        self._queue.append(event)
+        if self._thread is None:
+            self._start()
+        if len(self._queue) >= FLUSH_BATCH:
+            self._wake.set()
+
+    # -- the flusher -----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="usage-publisher", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never let the thread die: the next round retries
+                logger.exception("Usage publisher flush failed")
+                time.sleep(RETRY_INTERVAL)
+
+    def flush(self) -> None:
+        """Send what is queued (and, when Redis is back, what was spooled)."""
+        with self._lock:
+            while True:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), FLUSH_BATCH))]
+                if not batch and not self._spooled:
+                    return
+                if time.monotonic() < self._down_until:
+                    self._spool(batch)
+                    return
+                try:
+                    client = hotpath.client()
+                    if self._spooled:
+                        self._replay(client)
+                    if batch:
+                        self._xadd(client, [orjson.dumps(e) for e in batch])
+                        self.published += len(batch)
+                except (redis.RedisError, OSError):
+                    logger.warning("Redis unavailable: spooling %d usage events", len(batch))
+                    self._down_until = time.monotonic() + RETRY_INTERVAL
+                    self._spool(batch)
+                    return
+                if not self._queue:
+                    return
+
+    def close(self) -> None:
+        self._down_until = 0.0
+        self.flush()
+
+    @staticmethod
+    def _xadd(client, payloads: list[bytes]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(STREAM, {FIELD: payload})
+        pipe.execute()
+
+    # -- the spool -------------------------------------------------------------------------
+
+    def _spool(self, batch: list[dict]) -> None:
+        if not batch:
+            return
+        directory = spool_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        data = b"".join(orjson.dumps(e) + b"\n" for e in batch)
+        path = directory / f"usage-{os.getpid()}.jsonl"
+        while True:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink == 0:
+                    continue  # a replay took this file away while we waited: open a new one
+                os.write(fd, data)
+                os.fsync(fd)
+                break
+            finally:
+                os.close(fd)
+        self._spooled = True
+        self.spooled += len(batch)
+
+    def _replay(self, client) -> None:
+        """Move every spool file's events to the stream, then delete the file."""
+        directory = spool_dir()
+        for path in sorted(directory.glob("usage-*.jsonl")) if directory.exists() else ():
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # another process is writing or replaying it
+                if os.fstat(fd).st_nlink == 0:
+                    continue
+                with os.fdopen(os.dup(fd), "rb") as handle:
+                    lines = [line.rstrip(b"\n") for line in handle if line.strip()]
+                for start in range(0, len(lines), REPLAY_BATCH):
+                    self._xadd(client, lines[start : start + REPLAY_BATCH])
+                os.unlink(path)  # still under the lock: writers that waited reopen a new file
+                self.published += len(lines)
+                logger.info("Replayed %d spooled usage events from %s", len(lines), path.name)
+            finally:
+                os.close(fd)
+        self._spooled = False
+
+
+_publisher: UsagePublisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def publisher() -> UsagePublisher:
+    global _publisher
+    if _publisher is None:
+        with _publisher_lock:
+            if _publisher is None:
+                _publisher = UsagePublisher()
+                # Events of a previous run of this machine may wait on disk.
+                _publisher._spooled = True
+                atexit.register(_publisher.close)
+    return _publisher
+
+
+def _reset_after_fork() -> None:
+    global _publisher
+    _publisher = None
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
