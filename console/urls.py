@@ -12,6 +12,7 @@ admin.site.site_header = "Console administration"
 org_patterns = [
     path("", views.org_home, name="org_home"),
     path("settings/", views.org_settings, name="org_settings"),
+    path("settings/upstream/", include("gateway.urls")),
     path("workspaces/", views.WorkspaceListView.as_view(), name="workspaces"),
     path("workspaces/new/", views.workspace_create, name="workspace_create"),
     path("workspaces/<int:workspace_id>/rename/", views.workspace_rename, name="workspace_rename"),

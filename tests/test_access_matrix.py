@@ -41,6 +41,8 @@ ORG_PAGES: dict[str, set[str]] = {
     "apikeys:rotate": {ADMIN, MEMBER},
     "billing:overview": EVERYONE,
     "usage:overview": EVERYONE,
+    "gateway:upstream": {ADMIN},
+    "gateway:workspace": {ADMIN},
 }
 # Pages for any signed-in user, outside an organization.
 ACCOUNT_PAGES = {"home", "org_create"}

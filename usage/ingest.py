@@ -101,12 +101,19 @@ def ingest_batch(*, consumer: str, client=None, count: int = BATCH, block_ms: in
     """Ingest up to `count` events; returns how many stream entries were handled."""
     client = client or hotpath.client()
     ensure_group(client)
-    # First what a dead consumer left pending, then new entries.
-    claimed = client.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=count)
-    entries = claimed[1] if claimed else []
-    if not entries:
-        response = client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
-        entries = response[0][1] if response else []
+    try:
+        # First what a dead consumer left pending, then new entries.
+        claimed = client.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=count)
+        entries = claimed[1] if claimed else []
+        if not entries:
+            response = client.xreadgroup(
+                GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
+            )
+            entries = response[0][1] if response else []
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        return 0  # the stream was deleted (a flushed Redis) since ensure_group: next round
     if not entries:
         return 0
     ids, events = _decode(entries)

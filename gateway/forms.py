@@ -1,0 +1,48 @@
+import re
+
+from django import forms
+
+from .models import DEFAULT_BASE_URL
+
+
+class UpstreamForm(forms.Form):
+    base_url = forms.URLField(
+        label="Base URL",
+        initial=DEFAULT_BASE_URL,
+        assume_scheme="https",
+        help_text="Anthropic's API, or a compatible endpoint.",
+    )
+    api_key = forms.CharField(
+        label="Anthropic API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted; only its last 4 characters are shown. Leave empty to keep "
+        "the current key.",
+    )
+    timeout_seconds = forms.IntegerField(
+        label="Timeout (seconds)", min_value=1, max_value=3600, initial=600
+    )
+
+
+class WorkspacePolicyForm(forms.Form):
+    allowed_models = forms.CharField(
+        label="Allowed models",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One model id or prefix per line (e.g. claude-haiku-4-5). Empty allows all.",
+    )
+    max_tokens_ceiling = forms.IntegerField(
+        label="max_tokens ceiling",
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        help_text="Requests asking for more output tokens are refused. Empty: no ceiling.",
+    )
+
+    def clean_allowed_models(self) -> list[str]:
+        models = [m for m in re.split(r"[\s,]+", self.cleaned_data["allowed_models"]) if m]
+        for model in models:
+            if not re.fullmatch(r"[A-Za-z0-9._:@/-]{1,128}", model):
+                raise forms.ValidationError(f"{model!r} is not a model id.")
+        return models

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "gateway"
+
+urlpatterns = [
+    path("", views.upstream_settings, name="upstream"),
+    path("workspaces/<int:workspace_id>/", views.workspace_gateway, name="workspace"),
+]

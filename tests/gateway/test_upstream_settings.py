@@ -1,0 +1,139 @@
+"""The Admin's upstream settings page: key stored encrypted, shown by its last 4 only, "Test
+connection" through the official SDK, workspace overrides and policies; and what the gateway makes
+of them."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from gateway import crypto
+from gateway.models import UpstreamConfig, WorkspacePolicy
+from gateway.services import configure_upstream
+
+from .conftest import MODEL, events_for, mint_key, seed_prices
+
+SECRET = "sk-ant-api03-supersecretvalue-ABCD"
+
+
+def test_admin_saves_the_upstream_key_encrypted_and_sees_only_its_last_4(world, client_for):
+    client = client_for(world.admin)
+    url = reverse("gateway:upstream", args=[world.org.slug])
+    response = client.post(
+        url,
+        {"base_url": "https://api.anthropic.com", "api_key": SECRET, "timeout_seconds": 120,
+         "action": "save"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    config = UpstreamConfig.objects.get(organization=world.org, workspace=None)
+    assert SECRET not in config.api_key_encrypted
+    assert crypto.decrypt(config.api_key_encrypted) == SECRET
+    page = client.get(url).content.decode()
+    assert "…ABCD" in page and SECRET not in page and SECRET[:-4] not in page
+    event = AuditEvent.objects.get(action="gateway.upstream_changed")
+    assert SECRET not in str(event.after) and event.after["key"] == "…ABCD"
+
+
+def test_saving_without_a_key_keeps_the_stored_one(world, client_for):
+    configure_upstream(organization=world.org, base_url="https://a.example", api_key=SECRET,
+                       actor=None)  # fmt: skip
+    client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": "https://b.example", "api_key": "", "timeout_seconds": 30, "action": "save"},
+    )
+    config = UpstreamConfig.objects.get(organization=world.org, workspace=None)
+    assert config.base_url == "https://b.example" and config.timeout_seconds == 30
+    assert crypto.decrypt(config.api_key_encrypted) == SECRET
+
+
+def test_key_rotation_reencrypts_with_the_new_fernet_key(world, settings):
+    from cryptography.fernet import Fernet
+
+    old = Fernet.generate_key().decode()
+    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = old
+    config = configure_upstream(organization=world.org, base_url="https://a.example",
+                                api_key=SECRET, actor=None)  # fmt: skip
+    new = Fernet.generate_key().decode()
+    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = f"{new},{old}"
+    rotated = crypto.rotate(config.api_key_encrypted)
+    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = new
+    assert crypto.decrypt(rotated) == SECRET
+
+
+def test_member_and_billing_cannot_open_upstream_settings(world, client_for):
+    url = reverse("gateway:upstream", args=[world.org.slug])
+    assert client_for(world.member).get(url).status_code == 403
+    assert client_for(world.billing).get(url).status_code == 403
+    assert client_for(world.outsider).get(url).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_connection_reports_success_and_refusal(world, client_for, simulator):
+    client = client_for(world.admin)
+    url = reverse("gateway:upstream", args=[world.org.slug])
+    ok = client.post(
+        url,
+        {"base_url": simulator.url, "api_key": "sk-sim-x", "timeout_seconds": 10,
+         "action": "test"},
+        follow=True,
+    )  # fmt: skip
+    assert "Connected: 9 models available" in ok.content.decode()
+    unreachable = client.post(
+        url,
+        {"base_url": "http://127.0.0.1:9", "api_key": "sk-sim-x", "timeout_seconds": 10,
+         "action": "test"},
+        follow=True,
+    )  # fmt: skip
+    assert "Connection failed: Could not connect to http://127.0.0.1:9" in (
+        unreachable.content.decode()
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workspace_policy_allow_list_and_ceiling_apply_at_the_gateway(
+    world, client_for, simulator, gateway
+):
+    seed_prices()
+    configure_upstream(organization=world.org, base_url=simulator.url, api_key="sk-sim-x",
+                       actor=None)  # fmt: skip
+    response = client_for(world.admin).post(
+        reverse("gateway:workspace", args=[world.org.slug, world.workspace.pk]),
+        {"action": "policy", "policy-allowed_models": "claude-haiku-4-5\nclaude-3-5-haiku",
+         "policy-max_tokens_ceiling": 100},
+    )  # fmt: skip
+    assert response.status_code == 302
+    policy = WorkspacePolicy.objects.get(workspace=world.workspace)
+    assert policy.allowed_models == ["claude-3-5-haiku", "claude-haiku-4-5"]
+    raw, _ = mint_key(world.member, world.workspace)
+    with anthropic.Anthropic(api_key=raw, base_url=gateway.url, max_retries=0) as sdk:
+        sdk.messages.create(model=MODEL, max_tokens=100,
+                            messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        with pytest.raises(anthropic.PermissionDeniedError) as denied:
+            sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                                messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        assert "claude-sonnet-4-5 is not allowed in this workspace" in denied.value.message
+        with pytest.raises(anthropic.BadRequestError) as too_many:
+            sdk.messages.create(model=MODEL, max_tokens=101,
+                                messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        assert "above this workspace's limit of 100" in too_many.value.message
+    statuses = sorted(e.status for e in events_for(world.org.pk, 3))
+    assert statuses == [200, 400, 403]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workspace_override_sends_its_keys_elsewhere(world, simulator, gateway):
+    seed_prices()
+    configure_upstream(organization=world.org, base_url="http://127.0.0.1:9", api_key="sk-x",
+                       actor=None)  # fmt: skip
+    configure_upstream(organization=world.org, workspace=world.workspace,
+                       base_url=simulator.url, api_key="sk-sim-x", actor=None)  # fmt: skip
+    dev_key, _ = mint_key(world.member, world.workspace)
+    default_key, _ = mint_key(world.admin, world.org.workspaces.get(is_default=True))
+    with anthropic.Anthropic(api_key=dev_key, base_url=gateway.url, max_retries=0) as sdk:
+        assert sdk.models.list().data
+    with anthropic.Anthropic(api_key=default_key, base_url=gateway.url, max_retries=0) as sdk:
+        with pytest.raises(anthropic.InternalServerError) as failed:
+            sdk.models.list()
+    assert failed.value.status_code == 502
