@@ -10,11 +10,15 @@ from .selectors import key_owners, with_status
 
 class ApiKeyFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_text", label="Search")
-    workspace = django_filters.ModelChoiceFilter(queryset=Workspace.objects.none())
-    status = django_filters.ChoiceFilter(
-        choices=KeyStatus.choices, method="filter_status", empty_label="Any"
+    workspace = django_filters.ModelChoiceFilter(
+        queryset=Workspace.objects.none(), label="Workspace", empty_label="Any"
     )
-    owner = django_filters.ModelChoiceFilter(queryset=key_owners, empty_label="Anyone")
+    status = django_filters.ChoiceFilter(
+        choices=KeyStatus.choices, method="filter_status", label="Status", empty_label="Any"
+    )
+    owner = django_filters.ModelChoiceFilter(
+        queryset=key_owners, label="Owner", empty_label="Anyone"
+    )
 
     class Meta:
         model = ApiKey

@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from .models import ApiKey, KeyStatus
 
+NOWRAP = {"td": {"class": "text-nowrap"}}
 STATUS_BADGES = {
     KeyStatus.ACTIVE: "text-bg-success",
     KeyStatus.REVOKED: "text-bg-danger",
@@ -17,11 +18,13 @@ class ApiKeyTable(tables.Table):
     workspace = tables.Column(accessor="workspace__name", verbose_name="Workspace")
     owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs=NOWRAP)
     last_used_at = tables.DateTimeColumn(
-        verbose_name="Last used", format="Y-m-d H:i", default="Never"
+        verbose_name="Last used", format="Y-m-d H:i", default="Never", attrs=NOWRAP
     )
-    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i", default="Never")
+    expires_at = tables.DateTimeColumn(
+        verbose_name="Expires", format="Y-m-d H:i", default="Never", attrs=NOWRAP
+    )
     actions = tables.TemplateColumn(
         template_name="apikeys/key_actions.html",
         orderable=False,

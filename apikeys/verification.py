@@ -253,7 +253,8 @@ _CONTEXT_FIELDS = (
 
 
 def _load(key_hash: str) -> tuple[Verification, float]:
-    row = ApiKey.objects.filter(key_hash=key_hash).values_list(*_CONTEXT_FIELDS).first()
+    rows = ApiKey.objects.filter(key_hash=key_hash).order_by().values_list(*_CONTEXT_FIELDS)[:1]
+    row = next(iter(rows), None)
     if row is None:
         return Verification(Failure.UNKNOWN, MESSAGES[Failure.UNKNOWN]), math.inf
     pk, organization_id, workspace_id, owner_id, name, expires_at, revoked_at = row

@@ -29,9 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--workspace", required=True, help="Workspace name.")
         parser.add_argument("--owner", required=True, help="Email of the member who owns it.")
         parser.add_argument("--name", required=True, help="Key name, e.g. Production.")
-        parser.add_argument("--expires", type=_date, help="Last day the key works (YYYY-MM-DD).")
+        parser.add_argument("--expires", help="Last day the key works (YYYY-MM-DD).")
 
     def handle(self, *args, org, workspace, owner, name, expires, **options):
+        expires_on = _date(expires) if expires else None
         try:
             membership = Membership.objects.select_related("organization", "user").get(
                 organization__slug=org, user__email__iexact=owner
@@ -49,7 +50,7 @@ class Command(BaseCommand):
                 membership=membership,
                 workspace=chosen,
                 name=name,
-                expires_on=expires,
+                expires_on=expires_on,
                 actor=None,
                 actor_label="manage.py create_api_key",
             )
