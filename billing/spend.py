@@ -7,7 +7,7 @@ actual cost afterwards, against the organization's monthly cap (`SpendLimit`).
     await settle(reservation, actual_micros)
 
 The counter is one Redis integer per organization and calendar month (UTC),
-`spend:{org id}:{YYYY-MM}`, holding spent + reserved micro-dollars. `RESERVE_SCRIPT` checks and
+`spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE), holding spent + reserved micro-dollars. `RESERVE_SCRIPT` checks and
 adds in one atomic step: a request is admitted while the counter is below the cap, so however many
 requests race, the counter overshoots the cap by less than one reservation, and since a
 reservation is an upper bound of the actual cost, spent ≤ cap + the largest single reservation.
@@ -128,7 +128,7 @@ def _client() -> aioredis.Redis:
 
 def counter_key(organization_id: int, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
-    return f"spend:{organization_id}:{now:%Y-%m}"
+    return f"{settings.GATEWAY_REDIS_NAMESPACE}spend:{organization_id}:{now:%Y-%m}"
 
 
 def period_reset(now: datetime | None = None) -> datetime:

@@ -338,6 +338,9 @@ class Gateway:
         }
         if beta:
             headers["anthropic-beta"] = beta.decode("latin-1")
+        for value in headers.values():
+            if not value.isprintable():  # control characters: never forwarded upstream
+                raise GatewayError("invalid_request_error", "Invalid characters in a header.")
         if body:
             headers["content-type"] = "application/json"
         # From here on, a client that goes away is noticed (and metered as such).

@@ -104,10 +104,10 @@ def workspace_gateway(request, workspace_id):
             )
             messages.success(request, f"Gateway policy of {workspace.name} saved.")
             return redirect("gateway:workspace", organization.slug, workspace.pk)
-        if action == "override" and upstream_form.is_valid():
-            if _save_upstream(request, upstream_form, workspace=workspace):
-                messages.success(request, f"Upstream of {workspace.name} saved.")
-                return redirect("gateway:workspace", organization.slug, workspace.pk)
+        saved = action == "override" and upstream_form.is_valid()
+        if saved and _save_upstream(request, upstream_form, workspace=workspace):
+            messages.success(request, f"Upstream of {workspace.name} saved.")
+            return redirect("gateway:workspace", organization.slug, workspace.pk)
         if action == "test" and upstream_form.is_valid():
             _test_connection(request, upstream_form, override)
         if action == "remove_override" and override is not None:

@@ -27,7 +27,7 @@ from django.db import close_old_connections, transaction
 from apikeys import hotpath
 
 from .models import UsageEvent
-from .stream import FIELD, STREAM
+from .stream import FIELD, stream_key
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def ensure_group(client) -> None:
     """Create the consumer group (and the stream) unless they exist: one cheap call a batch,
     so a flushed or restarted Redis needs no restart of the consumers."""
     try:
-        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        client.xgroup_create(stream_key(), GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -101,13 +101,14 @@ def ingest_batch(*, consumer: str, client=None, count: int = BATCH, block_ms: in
     """Ingest up to `count` events; returns how many stream entries were handled."""
     client = client or hotpath.client()
     ensure_group(client)
+    stream = stream_key()
     try:
         # First what a dead consumer left pending, then new entries.
-        claimed = client.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=count)
+        claimed = client.xautoclaim(stream, GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=count)
         entries = claimed[1] if claimed else []
         if not entries:
             response = client.xreadgroup(
-                GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
+                GROUP, consumer, {stream: ">"}, count=count, block=block_ms
             )
             entries = response[0][1] if response else []
     except redis.ResponseError as exc:
@@ -121,8 +122,8 @@ def ingest_batch(*, consumer: str, client=None, count: int = BATCH, block_ms: in
     if valid:
         store_events(valid)
     pipe = client.pipeline(transaction=False)
-    pipe.xack(STREAM, GROUP, *ids)
-    pipe.xdel(STREAM, *ids)
+    pipe.xack(stream, GROUP, *ids)
+    pipe.xdel(stream, *ids)
     pipe.execute()
     return len(ids)
 

@@ -38,12 +38,16 @@ from apikeys import hotpath
 
 logger = logging.getLogger(__name__)
 
-STREAM = "usage:events"
+STREAM = "usage:events"  # after settings.GATEWAY_REDIS_NAMESPACE
 FIELD = b"e"
 FLUSH_INTERVAL = 0.005  # seconds between flushes when traffic is light
 FLUSH_BATCH = 500
 RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
 REPLAY_BATCH = 1000
+
+
+def stream_key() -> str:
+    return settings.GATEWAY_REDIS_NAMESPACE + STREAM
 
 
 def spool_dir() -> Path:
@@ -122,8 +126,9 @@ class UsagePublisher:
     @staticmethod
     def _xadd(client, payloads: list[bytes]) -> None:
         pipe = client.pipeline(transaction=False)
+        stream = stream_key()
         for payload in payloads:
-            pipe.xadd(STREAM, {FIELD: payload})
+            pipe.xadd(stream, {FIELD: payload})
         pipe.execute()
 
     # -- the spool -------------------------------------------------------------------------

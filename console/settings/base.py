@@ -212,3 +212,6 @@ GATEWAY_DEFAULT_UPSTREAM_URL = env.str("GATEWAY_DEFAULT_UPSTREAM_URL", default="
 GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="")
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
+# Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or
+# concurrent test runs, share one Redis.
+GATEWAY_REDIS_NAMESPACE = env.str("GATEWAY_REDIS_NAMESPACE", default="")

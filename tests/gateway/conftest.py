@@ -5,6 +5,7 @@ and helpers that read usage events the way production does (stream → consumer 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
+from apikeys import hotpath
 from apikeys.services import create_api_key
 from billing import spend
 from gateway import routing
@@ -48,13 +50,27 @@ def gateway() -> Iterator[RunningServer]:
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
+# The shared conftest flushes Redis db 15 before every test; a concurrent test run on the same
+# machine would wipe this run's usage stream mid-test. The gateway's keys live in db 14 under a
+# per-run namespace instead.
+GATEWAY_TEST_REDIS_URL = (
+    os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15").rsplit("/", 1)[0] + "/14"
+)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_gateway_caches(settings, tmp_path):
     settings.USAGE_SPOOL_DIR = str(tmp_path / "spool")
+    settings.REDIS_URL = GATEWAY_TEST_REDIS_URL
+    settings.GATEWAY_REDIS_NAMESPACE = namespace = f"test{os.getpid()}:{tmp_path.name}:"
     routing.forget_routes()
     spend.forget_limits()
     pricing.invalidate()
     yield
+    publisher().flush()
+    client = hotpath.client()
+    for key in client.scan_iter(match=namespace + "*"):
+        client.delete(key)
 
 
 @dataclass

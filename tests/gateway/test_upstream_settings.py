@@ -111,9 +111,9 @@ def test_workspace_policy_allow_list_and_ceiling_apply_at_the_gateway(
         sdk.messages.create(model=MODEL, max_tokens=100,
                             messages=[{"role": "user", "content": "hi"}])  # fmt: skip
         with pytest.raises(anthropic.PermissionDeniedError) as denied:
-            sdk.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+            sdk.messages.create(model="claude-other-model", max_tokens=10,
                                 messages=[{"role": "user", "content": "hi"}])  # fmt: skip
-        assert "claude-sonnet-4-5 is not allowed in this workspace" in denied.value.message
+        assert "claude-other-model is not allowed in this workspace" in denied.value.message
         with pytest.raises(anthropic.BadRequestError) as too_many:
             sdk.messages.create(model=MODEL, max_tokens=101,
                                 messages=[{"role": "user", "content": "hi"}])  # fmt: skip
@@ -133,7 +133,7 @@ def test_workspace_override_sends_its_keys_elsewhere(world, simulator, gateway):
     default_key, _ = mint_key(world.admin, world.org.workspaces.get(is_default=True))
     with anthropic.Anthropic(api_key=dev_key, base_url=gateway.url, max_retries=0) as sdk:
         assert sdk.models.list().data
-    with anthropic.Anthropic(api_key=default_key, base_url=gateway.url, max_retries=0) as sdk:
-        with pytest.raises(anthropic.InternalServerError) as failed:
-            sdk.models.list()
+    sdk = anthropic.Anthropic(api_key=default_key, base_url=gateway.url, max_retries=0)
+    with sdk, pytest.raises(anthropic.InternalServerError) as failed:
+        sdk.models.list()
     assert failed.value.status_code == 502
