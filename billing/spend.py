@@ -7,18 +7,19 @@ actual cost afterwards, against the organization's monthly cap (`SpendLimit`).
     await settle(reservation, actual_micros)
 
 The counter is one Redis integer per organization and calendar month (UTC),
-`spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE), holding spent + reserved micro-dollars. `RESERVE_SCRIPT` checks and
-adds in one atomic step: a request is admitted while the counter is below the cap, so however many
-requests race, the counter overshoots the cap by less than one reservation, and since a
-reservation is an upper bound of the actual cost, spent ≤ cap + the largest single reservation.
-Settling adds (actual − reserved), which is ≤ 0.
+`spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE), holding spent + reserved
+micro-dollars. `RESERVE_SCRIPT` checks and adds in one atomic step: a request is admitted while
+the counter is below the cap, so however many requests race, the counter overshoots the cap by
+less than one reservation; as a reservation is an upper bound of the actual cost, spent ≤ cap +
+the largest single reservation. Settling adds (actual − reserved), normally ≤ 0.
 
 The maximum cost of a request (`max_cost_micros`):
     max_tokens × output price  +  ceil(body bytes / 3) × input price
-A token is never shorter than ~3 bytes of JSON text (Claude averages ~4 characters of English per
-token, and JSON syntax adds bytes that are not tokens), so the body size bounds the input tokens
-from above, and cache writes (1.25 × input price) are covered by the slack. Images are far cheaper
-in tokens than in bytes of base64.
+Output cannot exceed max_tokens. For input, English text averages ~4 bytes per token and the JSON
+around it adds bytes that are no tokens, so one token per 3 body bytes is a generous bound; cache
+writes (1.25 × input price) fit in that slack and images cost far fewer tokens than their base64
+bytes. Text that tokenizes densely (some scripts, long digit runs) could exceed it: settling then
+counts the true cost and logs the overrun.
 
 Limits are read through an in-process cache (`LIMIT_TTL` seconds): an organization without an
 enabled limit costs no Redis round trip at all. If Redis cannot be reached, the request is

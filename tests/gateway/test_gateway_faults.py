@@ -62,12 +62,16 @@ def test_upstream_server_error_is_passed_through(gw):
 
 
 def test_mid_stream_error_event_reaches_the_client_and_is_metered_once(gw):
-    with gw.client() as client, pytest.raises(anthropic.APIStatusError) as raised:
-        with client.messages.stream(
+    client = gw.client()
+    with (
+        client,
+        pytest.raises(anthropic.APIStatusError) as raised,
+        client.messages.stream(
             model=MODEL, max_tokens=64, messages=user("tell me [sim:stream_error]")
-        ) as stream:
-            for _ in stream.text_stream:
-                pass
+        ) as stream,
+    ):
+        for _ in stream.text_stream:
+            pass
     assert "Overloaded" in str(raised.value)
     [event] = events_for(gw.org.pk, 1)
     assert event.stream and event.error_type == "overloaded_error"

@@ -1,0 +1,110 @@
+"""The spend hook: an organization's monthly cap is enforced before any upstream call, and
+concurrent requests cannot overshoot it by more than one reservation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import anthropic
+import httpx
+import pytest
+
+from billing import spend
+from billing.models import SpendLimit
+from usage.pricing import price_usage
+
+from .conftest import MODEL, events_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def counter_value(org_id: int) -> int:
+    from apikeys import hotpath
+
+    return int(hotpath.client().get(spend.counter_key(org_id)) or 0)
+
+
+def test_a_request_at_the_cap_is_refused_before_the_upstream(gw):
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=5_000_000)
+    from apikeys import hotpath
+
+    hotpath.client().set(spend.counter_key(gw.org.pk), 5_000_000)
+    with gw.client() as client, pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(
+            model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    message = refused.value.message
+    reset = spend.period_reset()
+    assert "monthly spend limit of $5.00" in message
+    assert f"resets on {reset:%Y-%m-%d}" in message
+    [event] = events_for(gw.org.pk, 1)
+    assert (event.status, event.error_type) == (400, "invalid_request_error")
+    assert event.upstream_request_id == ""  # no upstream call was made
+
+
+def test_settling_replaces_the_reservation_by_the_actual_cost(gw):
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=50_000_000)
+    with gw.client() as client:
+        message = client.messages.create(
+            model=MODEL, max_tokens=1000, messages=[{"role": "user", "content": "hello"}]
+        )
+        with client.messages.stream(
+            model=MODEL, max_tokens=1000, messages=[{"role": "user", "content": "hello"}]
+        ) as stream:
+            streamed = stream.get_final_message()
+    events = events_for(gw.org.pk, 2)
+    expected = price_usage(MODEL, message.usage.model_dump()) + price_usage(
+        MODEL, streamed.usage.model_dump()
+    )
+    assert [e.cost_micros for e in events] == [
+        price_usage(MODEL, message.usage.model_dump()),
+        price_usage(MODEL, streamed.usage.model_dump()),
+    ]
+    assert counter_value(gw.org.pk) == expected
+
+
+def test_requests_of_an_organization_without_a_cap_are_not_counted(gw):
+    with gw.client() as client:
+        client.messages.create(
+            model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert counter_value(gw.org.pk) == 0
+
+
+def test_concurrent_requests_cannot_overshoot_the_cap_by_more_than_one_reservation(gw):
+    cap = 25_000
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=cap)
+    body = {
+        "model": MODEL,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "Write a long answer please"}],
+    }
+    reservation = spend.max_cost_micros(MODEL, 1000, len(httpx.Request(
+        "POST", "http://x", json=body).content))  # fmt: skip
+    statuses: list[int] = []
+
+    async def burst() -> None:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+            async def one() -> int:
+                response = await client.post(
+                    f"{gw.url}/v1/messages", json=body, headers={"x-api-key": gw.key}
+                )
+                return response.status_code
+
+            statuses.extend(await asyncio.gather(*(one() for _ in range(100))))
+
+    thread = threading.Thread(target=lambda: asyncio.run(burst()))
+    thread.start()
+    thread.join()
+    assert set(statuses) <= {200, 400}
+    assert statuses.count(200) >= 1 and statuses.count(400) >= 1  # the cap did bite
+    events = events_for(gw.org.pk, 100)
+    assert len(events) == 100
+    spent = sum(e.cost_micros for e in events)
+    assert spent <= cap + reservation
+    assert counter_value(gw.org.pk) == spent  # every reservation was settled
+    refused = [e for e in events if e.status == 400]
+    assert len(refused) == statuses.count(400) and all(e.cost_micros == 0 for e in refused)
