@@ -36,9 +36,14 @@ services:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: env services chromium
+test: env services chromium tests/gateway/ts/node_modules
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The official TypeScript SDK for tests/gateway/test_gateway_typescript.py (lockfile committed).
+tests/gateway/ts/node_modules: tests/gateway/ts/package-lock.json
+	cd tests/gateway/ts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: env
 	$(VENV)/bin/ruff check .
