@@ -6,6 +6,7 @@ UV := .tools/bin/uv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+SIM_PORT ?= 9100
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
@@ -25,8 +26,18 @@ run: env
 	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo
-	@echo "Console: http://$(HOST):$(PORT)/"
-	$(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	@echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"
+	@# The gateway's default upstream: api.anthropic.com with ANTHROPIC_API_KEY when it is set,
+	@# else the simulator, started here as a second process and stopped with the console.
+	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
+	  GATEWAY_DEFAULT_UPSTREAM_URL=https://api.anthropic.com GATEWAY_DEFAULT_UPSTREAM_KEY="$$ANTHROPIC_API_KEY" \
+	    $(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS); \
+	else \
+	  $(PY) -m gateway.simulator --port $(SIM_PORT) & sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  echo "Upstream: simulator on http://127.0.0.1:$(SIM_PORT)"; \
+	  GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo \
+	    $(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS); \
+	fi
 
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
