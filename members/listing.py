@@ -25,7 +25,8 @@ class OrgTableView(OrgViewMixin, ExportMixin, SingleTableMixin, FilterView):
         return f"{self.organization.slug}-{self.export_name}.{export_format}"
 
     def get_template_names(self):
-        if getattr(self.request, "htmx", False) and not self.request.htmx.boosted:
+        # The filter form, sort links and pagination ask for the table region only.
+        if getattr(self.request, "htmx", False) and self.request.htmx.target == "table-region":
             return [self.table_template]
         return super().get_template_names()
 

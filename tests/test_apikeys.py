@@ -311,7 +311,12 @@ def test_list_query_count_does_not_grow_with_keys(client, world, colleague):
 def test_list_table_swaps_in_with_htmx(client, world):
     issue(world.member)
     client.force_login(world.member.user)
-    response = client.get(url("list", world), {"status": "active"}, HTTP_HX_REQUEST="true")
+    response = client.get(
+        url("list", world),
+        {"status": "active"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="table-region",
+    )
     assert response.templates[0].name == "partials/table.html"
 
 

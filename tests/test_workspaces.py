@@ -94,7 +94,9 @@ def test_workspace_list_filters_and_exports_csv(client, world):
     url = reverse("workspaces", args=[world.org.slug])
     archived = client.get(url, {"status": "archived"}).content.decode()
     assert "Development" in archived and ">Default<" not in archived
-    partial = client.get(url, {"status": "active"}, HTTP_HX_REQUEST="true")
+    partial = client.get(
+        url, {"status": "active"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table-region"
+    )
     assert partial.templates[0].name == "partials/table.html"
     export = client.get(url, {"_export": "csv"})
     assert export["Content-Type"].startswith("text/csv")

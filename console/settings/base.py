@@ -163,8 +163,17 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5-responsive.html"
-DJANGO_TABLES2_TABLE_ATTRS = {"class": "table table-hover align-middle mb-0"}
+DJANGO_TABLES2_TEMPLATE = "django_tables2/console.html"
+DJANGO_TABLES2_TABLE_ATTRS = {
+    "class": "table table-hover align-middle mb-0",
+    # Sort links swap just the table; see templates/django_tables2/console.html.
+    "thead": {
+        "hx-boost": "true",
+        "hx-target": "#table-region",
+        "hx-swap": "outerHTML",
+        "hx-push-url": "true",
+    },
+}
 
 # Celery. Without a broker (`make run`) tasks run in-process.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")

@@ -28,6 +28,12 @@ def test_demo_admin_sees_org_home_and_sidebar(new_page):
     page.wait_for_url("**/workspaces/")
     for name in ["Default", "Development", "Production", "Testing"]:
         assert page.locator("table").get_by_text(name, exact=True).count() == 1
+    # Sorting swaps just the table (htmx), and pushes the sorted URL.
+    page.locator("thead").get_by_text("Name").click()
+    page.wait_for_url("**sort=-name**")
+    names = page.locator("tbody tr td:first-child").all_inner_texts()
+    assert names == ["Testing", "Production", "Development", "Default"]
+    assert page.locator("[data-testid=sidebar]").count() == 1  # not a page nested in the table
 
 
 def test_billing_only_user_sees_no_api_keys_entry(new_page):
