@@ -2,10 +2,18 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import SECRET_KEY, env
+from .base import API_KEY_PEPPER, SECRET_KEY, UPSTREAM_KEY_ENCRYPTION_KEYS, env
 
 if SECRET_KEY.startswith("django-insecure") or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("Set SECRET_KEY to a long random value in production.")
+# Both default to values derived from SECRET_KEY, which would tie every stored API key hash and
+# every encrypted upstream key to it: rotating SECRET_KEY must not lock everyone out.
+if len(API_KEY_PEPPER) < 32:
+    raise ImproperlyConfigured("Set API_KEY_PEPPER (32+ random characters) in production.")
+if not UPSTREAM_KEY_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "Set UPSTREAM_KEY_ENCRYPTION_KEYS (comma-separated Fernet keys, newest first) in production."
+    )
 
 DEBUG = False
 SESSION_COOKIE_SECURE = True
