@@ -28,6 +28,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -59,6 +60,11 @@ _RATELIMIT = b"anthropic-ratelimit-"
 _JSON = (b"content-type", b"application/json")
 
 stats: Counter[str] = Counter()  # refusals that are not usage events, by reason
+
+
+@lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=seconds)
 
 
 def new_request_id() -> str:
@@ -117,6 +123,7 @@ class Meter:
         cost = 0
         if self.usage and self.model:
             try:
+                await pricing.aensure_loaded()  # a long stream may outlive the table's TTL
                 cost = pricing.price_usage(self.model, self.usage, self.wall)
             except Exception:  # pricing must never lose the event
                 logger.exception("Could not price request %s", self.request_id)
@@ -343,8 +350,10 @@ class Gateway:
                 raise GatewayError("invalid_request_error", "Invalid characters in a header.")
         if body:
             headers["content-type"] = "application/json"
-        # From here on, a client that goes away is noticed (and metered as such).
-        watcher = asyncio.ensure_future(receive()) if endpoint == "messages" else None
+        # A streaming client that goes away is noticed between two chunks, the relay stops and the
+        # event says so. A JSON request is not watched (a task per request costs throughput): if
+        # its client left, the upstream still did (and bills) the work, recorded as answered.
+        watcher = asyncio.ensure_future(receive()) if meter.stream else None
         try:
             await self.forward(scope["method"], url, headers, body, upstream, meter, state, send,
                                watcher)  # fmt: skip
@@ -443,12 +452,9 @@ class Gateway:
         send: Send,
         watcher: asyncio.Future | None,
     ) -> None:
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=CONNECT_TIMEOUT, sock_read=upstream.timeout
-        )
         try:
             async with self.session().request(
-                method, url, data=body or None, headers=headers, timeout=timeout
+                method, url, data=body or None, headers=headers, timeout=_timeout(upstream.timeout)
             ) as response:
                 status = response.status
                 out = [(b"console-request-id", meter.request_id.encode())]

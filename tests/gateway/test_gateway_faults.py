@@ -127,9 +127,8 @@ def test_client_disconnect_before_the_upstream_answers_is_metered_once(gw):
         post(gw, {"model": MODEL, "max_tokens": 8, "messages": user("[sim:slow:600]")},
              timeout=0.2)  # fmt: skip
     [event] = events_for(gw.org.pk, 1)
-    # The upstream did the work (and bills it): the tokens are recorded.
-    assert (event.status, event.error_type) == (499, "client_disconnected")
-    assert event.output_tokens > 0
+    # The upstream did the work (and bills it): recorded as answered, with its tokens.
+    assert event.status == 200 and event.output_tokens > 0
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ of them."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import anthropic
 import pytest
 from django.urls import reverse
@@ -48,8 +50,9 @@ def test_saving_without_a_key_keeps_the_stored_one(world, client_for):
     assert crypto.decrypt(config.api_key_encrypted) == SECRET
 
 
-def test_key_rotation_reencrypts_with_the_new_fernet_key(world, settings):
-    from cryptography.fernet import Fernet
+def test_rotating_the_encryption_key_keeps_stored_keys_readable(world, settings):
+    from cryptography.fernet import Fernet, InvalidToken
+    from django.core.management import call_command
 
     old = Fernet.generate_key().decode()
     settings.UPSTREAM_KEY_ENCRYPTION_KEYS = old
@@ -57,9 +60,13 @@ def test_key_rotation_reencrypts_with_the_new_fernet_key(world, settings):
                                 api_key=SECRET, actor=None)  # fmt: skip
     new = Fernet.generate_key().decode()
     settings.UPSTREAM_KEY_ENCRYPTION_KEYS = f"{new},{old}"
-    rotated = crypto.rotate(config.api_key_encrypted)
-    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = new
-    assert crypto.decrypt(rotated) == SECRET
+    call_command("rotate_upstream_keys", stdout=StringIO())
+    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = new  # the old key is gone
+    config.refresh_from_db()
+    assert crypto.decrypt(config.api_key_encrypted) == SECRET
+    settings.UPSTREAM_KEY_ENCRYPTION_KEYS = old
+    with pytest.raises(InvalidToken):
+        crypto.decrypt(config.api_key_encrypted)
 
 
 def test_member_and_billing_cannot_open_upstream_settings(world, client_for):

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,22 @@ def usage_event(org_id: int, n: int) -> dict:
         "input_tokens": 10,
         "output_tokens": 5,
     }
+
+
+def test_consume_usage_command_and_celery_task_ingest_the_stream(world):
+    from django.core.management import call_command
+
+    from usage.tasks import ingest_usage_events
+
+    local = UsagePublisher()
+    local._spooled = False
+    for i in range(3):
+        local.publish(usage_event(world.org.pk, i))
+    local.flush()
+    out = StringIO()
+    call_command("consume_usage", "--once", stdout=out)
+    assert "Ingested 3" in out.getvalue()
+    local.publish(usage_event(world.org.pk, 3))
+    local.flush()
+    assert ingest_usage_events() == 1
+    assert UsageEvent.objects.filter(organization_id=world.org.pk).count() == 4
