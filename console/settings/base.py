@@ -191,6 +191,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=6, minute=0),
     },
     "apikeys-flush-last-used": {"task": "apikeys.tasks.flush_key_last_used", "schedule": 60.0},
+    # Pending invitations past their 7 days count as expired anyway; this writes the status.
+    "members-expire-invitations": {
+        "task": "members.tasks.expire_invitations",
+        "schedule": crontab(hour=5, minute=30),
+    },
 }
 
 # Console behaviour.
