@@ -31,19 +31,17 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import fakeredis
 import redis
 import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from apikeys import hotpath
 from usage import pricing
+from usage.hotcache import HotCache
 
 from .models import SpendLimit
 
@@ -79,11 +77,8 @@ class Reservation:
 
 # -- limits, cached in the process -----------------------------------------------------------
 
-_limits: dict[int, tuple[int | None, float]] = {}  # org id -> (cap or None, loaded at)
-
 
 def _load_cap(organization_id: int) -> int | None:
-    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
     return (
         SpendLimit.objects.filter(organization_id=organization_id, enabled=True)
         .values_list("monthly_cap_micros", flat=True)
@@ -91,18 +86,15 @@ def _load_cap(organization_id: int) -> int | None:
     )
 
 
+_limits = HotCache(_load_cap, ttl=LIMIT_TTL)
+
+
 async def monthly_cap(organization_id: int) -> int | None:
-    found = _limits.get(organization_id)
-    now = time.monotonic()
-    if found is not None and now - found[1] < LIMIT_TTL:
-        return found[0]
-    cap = await sync_to_async(_load_cap)(organization_id)
-    _limits[organization_id] = (cap, now)
-    return cap
+    return await _limits.get(organization_id)
 
 
 def forget_limits() -> None:
-    _limits.clear()
+    _limits.forget()
 
 
 # -- the async Redis client ------------------------------------------------------------------

@@ -23,6 +23,7 @@ still name their organization, so their 401s are metered to it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -178,6 +179,11 @@ class Gateway:
 
     async def startup(self) -> None:
         from apikeys import hotpath
+
+        # Django, the SDKs and their imports are a large, long-lived heap: freezing it keeps
+        # full collections (tens of ms, a p99 spike under load) from walking it again and again.
+        gc.collect()
+        gc.freeze()
 
         if hotpath.is_standin():
             # `make run`: no Celery worker; this process drains its own usage stream.

@@ -1,22 +1,21 @@
 """What the gateway needs per workspace, cached in the process: the upstream (decrypted key,
 base URL, timeout) and the workspace policy (model allow-list, max_tokens ceiling).
 
-`await route_for(organization_id, workspace_id)` answers from memory for `ROUTE_TTL` seconds after
-a load; a miss loads both rows in one thread (`sync_to_async`), never on the event loop. Changes
-made through gateway/services.py are dropped from this process's cache at once; other processes
-see them within `ROUTE_TTL`.
+`await route_for(organization_id, workspace_id)` answers from memory (usage.hotcache: a miss loads
+both rows in asgiref's thread, never on the event loop; an entry older than `ROUTE_TTL` is served
+while one background reload runs). Changes made through gateway/services.py are dropped from this
+process's cache at once; other processes see them within about `ROUTE_TTL`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Q
+
+from usage.hotcache import HotCache
 
 from . import crypto
 from .models import UpstreamConfig, WorkspacePolicy
@@ -24,7 +23,6 @@ from .models import UpstreamConfig, WorkspacePolicy
 logger = logging.getLogger(__name__)
 
 ROUTE_TTL = 5.0
-CACHE_MAX_ENTRIES = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +45,6 @@ class Route:
         return not self.allowed_models or model.startswith(self.allowed_models)
 
 
-_routes: dict[tuple[int, int | None], tuple[Route, float]] = {}
-
-
 def default_upstream() -> Upstream | None:
     url = settings.GATEWAY_DEFAULT_UPSTREAM_URL
     key = settings.GATEWAY_DEFAULT_UPSTREAM_KEY
@@ -59,7 +54,6 @@ def default_upstream() -> Upstream | None:
 
 
 def load_route(organization_id: int, workspace_id: int | None) -> Route:
-    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
     scope = (
         Q(workspace__isnull=True) | Q(workspace_id=workspace_id)
         if workspace_id
@@ -89,23 +83,16 @@ def load_route(organization_id: int, workspace_id: int | None) -> Route:
     return Route(upstream, tuple(policy.allowed_models or ()), policy.max_tokens_ceiling)
 
 
+_routes = HotCache(load_route, ttl=ROUTE_TTL)
+
+
 async def route_for(organization_id: int, workspace_id: int | None) -> Route:
-    cache_key = (organization_id, workspace_id)
-    found = _routes.get(cache_key)
-    now = time.monotonic()
-    if found is not None and now - found[1] < ROUTE_TTL:
-        return found[0]
-    route = await sync_to_async(load_route)(organization_id, workspace_id)
-    if len(_routes) >= CACHE_MAX_ENTRIES:
-        _routes.clear()
-    _routes[cache_key] = (route, now)
-    return route
+    return await _routes.get((organization_id, workspace_id))
 
 
 def forget_routes(organization_id: int | None = None) -> None:
     """Drop cached routes (of one organization, or all) in this process."""
     if organization_id is None:
-        _routes.clear()
-        return
-    for key in [k for k in _routes if k[0] == organization_id]:
-        _routes.pop(key, None)
+        _routes.forget()
+    else:
+        _routes.forget(lambda key: key[0] == organization_id)

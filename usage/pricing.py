@@ -5,7 +5,8 @@
 
 Prices come from `ModelPrice` rows, held in the process for `TABLE_TTL` seconds so the gateway's
 hot path never queries the database on a hit. Async callers (the gateway) call
-`await aensure_loaded()` first: the reload then runs in a thread, not on the event loop.
+`await aensure_loaded()` first: loads run in asgiref's thread (usage.hotcache), never on the event
+loop, and inside an event loop `price_usage` only reads the table in memory.
 
 A model without a price row (a new model, a typo the upstream will reject) is priced at the most
 expensive row on file: reservations stay conservative and nothing is free by accident.
@@ -13,6 +14,7 @@ expensive row on file: reservations stay conservative and nothing is free by acc
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Mapping
@@ -20,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from .hotcache import HotCache
 
 TABLE_TTL = 60.0
 # Micro-dollars per dollar: price per MTok × tokens / 1e6 dollars = price × tokens micro-dollars.
@@ -39,7 +40,7 @@ class Price:
 
 _lock = threading.Lock()
 _table: list[Price] = []  # longest model first, then newest first
-_loaded_at = -TABLE_TTL
+_loaded_at: float | None = None  # monotonic time of the last load
 _resolved: dict[str, list[Price]] = {}
 
 
@@ -64,27 +65,37 @@ def _load() -> None:
 
 
 def is_stale() -> bool:
-    return time.monotonic() - _loaded_at >= TABLE_TTL
+    return _loaded_at is None or time.monotonic() - _loaded_at >= TABLE_TTL
 
 
 def ensure_loaded() -> None:
+    """For sync callers (ingestion, services, tests): reload when stale."""
     if is_stale():
         _load()
 
 
-def _load_off_loop() -> None:
-    close_old_connections()  # runs in asgiref's shared thread: no request signals tidy it
-    _load()
+_table_cache = HotCache(lambda _key: _load(), ttl=TABLE_TTL)
 
 
 async def aensure_loaded() -> None:
+    """For async callers (the gateway): the first load is awaited (once, however many requests
+    ask); later reloads run in the background while the current table keeps serving."""
     if is_stale():
-        await sync_to_async(_load_off_loop)()
+        await _table_cache.get("prices")
 
 
 def invalidate() -> None:
     global _loaded_at
-    _loaded_at = -TABLE_TTL
+    _loaded_at = None
+    _table_cache.forget()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _candidates(model: str) -> list[Price]:
@@ -102,7 +113,8 @@ def _candidates(model: str) -> list[Price]:
 
 
 def price_for(model: str, at: datetime | float | None = None) -> Price | None:
-    ensure_loaded()
+    if not _in_event_loop():  # async code refreshes through aensure_loaded()
+        ensure_loaded()
     when = time.time() if at is None else at if isinstance(at, float) else at.timestamp()
     candidates = _candidates(model)
     for price in candidates:  # newest first
