@@ -138,3 +138,19 @@ def test_unknown_and_missing_keys_are_refused(gw):
     assert response.json()["error"]["type"] == "authentication_error"
     assert "x-api-key" in response.json()["error"]["message"]
     assert events_for(gw.org.pk, 0, timeout=0.2) == []
+
+
+def test_expired_key_is_refused_with_authentication_error(gw):
+    import datetime as dt
+
+    from apikeys.models import ApiKey
+
+    # A key minted with a future expiry that has since passed (nothing cached it yet).
+    ApiKey.objects.filter(pk=gw.key_row.pk).update(
+        expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    )
+    with gw.client() as client, pytest.raises(anthropic.AuthenticationError) as raised:
+        client.models.list()
+    assert "expired" in raised.value.message
+    [event] = events_for(gw.org.pk, 1)
+    assert event.status == 401 and event.api_key_id == gw.key_row.pk

@@ -7,9 +7,14 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from usage.hotcache import HotCache
 
 from .test_simulator import run_in_fresh_loop
+
+# Loads run in asgiref's shared thread, which tidies its database connection first.
+pytestmark = pytest.mark.django_db
 
 
 class SlowLoader:
