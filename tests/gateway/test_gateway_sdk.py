@@ -133,8 +133,13 @@ def test_unknown_and_missing_keys_are_refused(gw):
     with gw.client(key=generate_key()) as client, pytest.raises(anthropic.AuthenticationError) as e:
         client.models.list()
     assert "does not exist" in e.value.message
+    from gateway.app import stats
+
+    missing_before = stats["missing_key"]
     response = httpx.get(f"{gw.url}/v1/models")
     assert response.status_code == 401
+    # No key, no organization: counted, not recorded as anyone's usage.
+    assert stats["missing_key"] == missing_before + 1
     assert response.json()["error"]["type"] == "authentication_error"
     assert "x-api-key" in response.json()["error"]["message"]
     assert events_for(gw.org.pk, 0, timeout=0.2) == []
