@@ -4,14 +4,16 @@ actual cost afterwards, against the organization's monthly cap (`SpendLimit`).
     reservation = await reserve(organization_id=..., model=..., max_tokens=..., body_bytes=...)
     # over the cap: raises CapReached (the gateway answers 400 invalid_request_error)
     ...
-    await settle(reservation, actual_micros)
+    publisher().publish(event, counter=settlement(reservation, actual_micros))
 
 The counter is one Redis integer per organization and calendar month (UTC),
 `spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE), holding spent + reserved
 micro-dollars. `RESERVE_SCRIPT` checks and adds in one atomic step: a request is admitted while
 the counter is below the cap, so however many requests race, the counter overshoots the cap by
 less than one reservation; as a reservation is an upper bound of the actual cost, spent ≤ cap +
-the largest single reservation. Settling adds (actual − reserved), normally ≤ 0.
+the largest single reservation. Settling adds (actual − reserved), normally ≤ 0; it travels with
+the request's usage event (usage.stream), so until that flush (≤ 50 ms) the counter still holds
+the reservation, which errs on the side of the cap.
 
 The maximum cost of a request (`max_cost_micros`):
     max_tokens × output price  +  ceil(body bytes / 3) × input price
@@ -170,19 +172,16 @@ async def reserve(
     return Reservation(key, amount)
 
 
-async def settle(reservation: Reservation | None, actual_micros: int) -> None:
-    """Replace the reservation by the actual cost (never more than was reserved)."""
+def settlement(reservation: Reservation | None, actual_micros: int) -> tuple[str, int] | None:
+    """The counter adjustment that replaces the reservation by the actual cost: (key, delta),
+    delta = actual − reserved (≤ 0 with a sound bound). The gateway hands it to the usage
+    publisher, which applies it with the request's usage event, off the event loop."""
     if reservation is None:
-        return
+        return None
     delta = actual_micros - reservation.amount
     if delta > 0:  # cannot happen with a sound bound; if it does, count the truth
         logger.warning("Actual cost exceeded the reservation for %s", reservation.counter)
-    if delta == 0:
-        return
-    try:
-        await _client().incrby(reservation.counter, delta)
-    except (redis.RedisError, OSError):
-        logger.exception("Could not settle a spend reservation of %s", reservation.counter)
+    return (reservation.counter, delta)
 
 
 async def spent_micros(organization_id: int) -> int:

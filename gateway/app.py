@@ -129,8 +129,6 @@ class Meter:
             except Exception:  # pricing must never lose the event
                 logger.exception("Could not price request %s", self.request_id)
         reservation, self.reservation = self.reservation, None
-        if reservation is not None:
-            await spend.settle(reservation, cost)
         usage = self.usage
         publisher().publish(
             {
@@ -152,7 +150,8 @@ class Meter:
                 "service_tier": self.service_tier,
                 "cost_micros": cost,
                 "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
-            }
+            },
+            counter=spend.settlement(reservation, cost),
         )
 
 

@@ -14,9 +14,13 @@ Nothing is dropped. A batch can reach the stream twice (Redis took part of a pip
 a replay interrupted by a crash): the consumer inserts with ON CONFLICT (request_id) DO NOTHING, so
 nothing is *stored* twice.
 
-What can still be lost: events queued in memory (at most `FLUSH_INTERVAL` worth) when a process is
-killed with SIGKILL. A clean shutdown flushes (`publisher().close()`, called at ASGI shutdown and
-at exit).
+Counter adjustments handed over with an event (`publish(event, counter=(key, delta))`, how the
+spend hook settles a reservation) go in the same pipeline; while Redis is away they are summed in
+memory and applied with the first flush that succeeds.
+
+What can still be lost: events (and counter adjustments) queued in memory, at most
+`FLUSH_INTERVAL` worth, when a process is killed with SIGKILL. A clean shutdown flushes
+(`publisher().close()`, called at ASGI shutdown and at exit).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def spool_dir() -> Path:
 
 class UsagePublisher:
     def __init__(self) -> None:
-        self._queue: deque[dict] = deque()
+        self._queue: deque[tuple[dict, tuple[str, int] | None]] = deque()
+        self._counters: dict[str, int] = {}  # adjustments not yet applied (Redis was away)
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one flush at a time (thread, close(), tests)
         self._thread: threading.Thread | None = None
@@ -67,8 +72,10 @@ class UsagePublisher:
 
     # -- the request path ------------------------------------------------------------------
 
-    def publish(self, event: dict) -> None:
-        self._queue.append(event)
+    def publish(self, event: dict, counter: tuple[str, int] | None = None) -> None:
+        """Queue `event`; `counter` = (key, delta) is an INCRBY sent in the same pipeline (the
+        spend hook settles reservations this way, off the event loop)."""
+        self._queue.append((event, counter))
         if self._thread is None:
             self._start()
         if len(self._queue) >= FLUSH_BATCH:
@@ -98,8 +105,12 @@ class UsagePublisher:
         """Send what is queued (and, when Redis is back, what was spooled)."""
         with self._lock:
             while True:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), FLUSH_BATCH))]
-                if not batch and not self._spooled:
+                items = [self._queue.popleft() for _ in range(min(len(self._queue), FLUSH_BATCH))]
+                batch = [event for event, _ in items]
+                for _, counter in items:
+                    if counter is not None:
+                        self._counters[counter[0]] = self._counters.get(counter[0], 0) + counter[1]
+                if not batch and not self._spooled and not self._counters:
                     return
                 if time.monotonic() < self._down_until:
                     self._spool(batch)
@@ -108,8 +119,14 @@ class UsagePublisher:
                     client = hotpath.client()
                     if self._spooled:
                         self._replay(client)
-                    if batch:
-                        self._xadd(client, [orjson.dumps(e) for e in batch])
+                    if batch or self._counters:
+                        counters, self._counters = self._counters, {}
+                        try:
+                            self._xadd(client, [orjson.dumps(e) for e in batch], counters)
+                        except BaseException:
+                            for key, delta in counters.items():  # retried with the next flush
+                                self._counters[key] = self._counters.get(key, 0) + delta
+                            raise
                         self.published += len(batch)
                 except (redis.RedisError, OSError):
                     logger.warning("Redis unavailable: spooling %d usage events", len(batch))
@@ -124,11 +141,14 @@ class UsagePublisher:
         self.flush()
 
     @staticmethod
-    def _xadd(client, payloads: list[bytes]) -> None:
+    def _xadd(client, payloads: list[bytes], counters: dict[str, int] | None = None) -> None:
         pipe = client.pipeline(transaction=False)
         stream = stream_key()
         for payload in payloads:
             pipe.xadd(stream, {FIELD: payload})
+        for key, delta in (counters or {}).items():
+            if delta:
+                pipe.incrby(key, delta)
         pipe.execute()
 
     # -- the spool -------------------------------------------------------------------------

@@ -109,8 +109,9 @@ def test_spool_is_replayed_when_redis_returns(settings, tmp_path, world):
     local = UsagePublisher()
     local._spooled = False
     events = [usage_event(world.org.pk, i) for i in range(5)]
+    counter = f"{settings.GATEWAY_REDIS_NAMESPACE}spend-test"
     for event in events:
-        local._queue.append(event)
+        local._queue.append((event, (counter, -10)))
     local.flush()
     assert local.spooled == 5
     assert len((tmp_path / "spool").glob("*.jsonl").__next__().read_bytes().splitlines()) == 5
@@ -120,6 +121,10 @@ def test_spool_is_replayed_when_redis_returns(settings, tmp_path, world):
     assert not list((tmp_path / "spool").glob("*.jsonl"))
     drain(consumer="tests")
     assert UsageEvent.objects.filter(organization_id=world.org.pk).count() == 5
+    # Counter adjustments (spend settlements) waited in memory and were applied once.
+    from apikeys import hotpath
+
+    assert int(hotpath.client().get(counter)) == -50
 
 
 def test_a_batch_delivered_twice_is_stored_once(world):
