@@ -121,6 +121,18 @@ def _client() -> aioredis.Redis:
     return found
 
 
+_scripts: dict[int, object] = {}
+
+
+def _reserve_script():
+    """RESERVE_SCRIPT registered on the current client: EVALSHA (falls back to EVAL once)."""
+    client = _client()
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(RESERVE_SCRIPT)
+    return script
+
+
 def counter_key(organization_id: int, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{settings.GATEWAY_REDIS_NAMESPACE}spend:{organization_id}:{now:%Y-%m}"
@@ -158,7 +170,7 @@ async def reserve(
     now = datetime.now(UTC)
     key = counter_key(organization_id, now)
     try:
-        admitted, _after = await _client().eval(RESERVE_SCRIPT, 1, key, cap, amount, COUNTER_TTL)
+        admitted, _after = await _reserve_script()(keys=[key], args=[cap, amount, COUNTER_TTL])
     except (redis.RedisError, OSError):
         logger.exception("Spend counter unavailable: request admitted without a reservation")
         return None
