@@ -9,6 +9,7 @@ from orgs.models import Workspace
 from . import crypto, selectors, services
 from .forms import UpstreamForm, WorkspacePolicyForm
 from .models import UpstreamConfig, WorkspacePolicy
+from .routing import default_upstream
 
 
 def _save_upstream(request, form, *, workspace=None):
@@ -63,10 +64,17 @@ def upstream_settings(request):
     overrides = {c.workspace_id: c for c in selectors.upstream_configs(organization)}
     policies = selectors.workspace_policies(organization)
     rows = [(w, overrides.get(w.pk), policies.get(w.pk)) for w in workspaces]
+    default = default_upstream()
     return render(
         request,
         "gateway/upstream_settings.html",
-        {"nav": "settings", "form": form, "config": config, "workspace_rows": rows},
+        {
+            "nav": "settings",
+            "form": form,
+            "config": config,
+            "workspace_rows": rows,
+            "default_base_url": default.base_url if default else "",
+        },
     )
 
 

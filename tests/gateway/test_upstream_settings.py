@@ -144,3 +144,14 @@ def test_workspace_override_sends_its_keys_elsewhere(world, simulator, gateway):
     with sdk, pytest.raises(anthropic.InternalServerError) as failed:
         sdk.models.list()
     assert failed.value.status_code == 502
+
+
+def test_page_names_the_default_upstream_when_the_org_has_none(world, client_for, settings):
+    settings.GATEWAY_DEFAULT_UPSTREAM_URL = "http://127.0.0.1:9100"
+    settings.GATEWAY_DEFAULT_UPSTREAM_KEY = "sk-sim-demo"
+    page = client_for(world.admin).get(reverse("gateway:upstream", args=[world.org.slug]))
+    assert "default upstream, <strong>http://127.0.0.1:9100</strong>" in page.content.decode()
+    assert "sk-sim-demo" not in page.content.decode()
+    settings.GATEWAY_DEFAULT_UPSTREAM_URL = ""
+    page = client_for(world.admin).get(reverse("gateway:upstream", args=[world.org.slug]))
+    assert "are refused until you save one" in page.content.decode()
