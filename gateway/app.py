@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import orjson
@@ -71,6 +72,19 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
 def new_request_id() -> str:
     # Time-ordered (microseconds) then random: unique across processes, sortable.
     return f"req_gw_{time.time_ns() // 1000:014x}{os.urandom(6).hex()}"
+
+
+def filter_model_list(payload: bytes, route: routing.Route) -> bytes:
+    """A models page reduced to the models the workspace's allow-list permits."""
+    try:
+        page = orjson.loads(payload)
+        models = [m for m in page["data"] if route.allows(m["id"])]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return payload
+    page["data"] = models
+    page["first_id"] = models[0]["id"] if models else None
+    page["last_id"] = models[-1]["id"] if models else None
+    return orjson.dumps(page)
 
 
 class Meter:
@@ -310,8 +324,21 @@ class Gateway:
             )
 
         body = b""
+        listed_for: routing.Route | None = None
         if endpoint == "models":
-            url = upstream.base_url + scope["path"]
+            path = scope["path"]
+            if route.allowed_models:
+                if path.startswith("/v1/models/"):
+                    model = unquote(path[len("/v1/models/") :])
+                    meter.model = model[:128]
+                    if not route.allows(model):
+                        raise GatewayError(
+                            "permission_error",
+                            f"The model {model} is not allowed in this workspace.",
+                        )
+                else:
+                    listed_for = route  # the list shows this workspace's models only
+            url = upstream.base_url + path
             if scope.get("query_string"):
                 url += "?" + scope["query_string"].decode("latin-1")
         else:
@@ -361,7 +388,7 @@ class Gateway:
         watcher = asyncio.ensure_future(receive()) if meter.stream else None
         try:
             await self.forward(scope["method"], url, headers, body, upstream, meter, state, send,
-                               watcher)  # fmt: skip
+                               watcher, listed_for)  # fmt: skip
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
@@ -456,6 +483,7 @@ class Gateway:
         state: dict,
         send: Send,
         watcher: asyncio.Future | None,
+        listed_for: routing.Route | None = None,
     ) -> None:
         try:
             async with self.session().request(
@@ -474,6 +502,8 @@ class Gateway:
                     await self.relay_stream(response, out, meter, state, send, watcher)
                     return
                 payload = await response.read()
+                if listed_for is not None and status == 200:
+                    payload = filter_model_list(payload, listed_for)
                 out.append((b"content-length", b"%d" % len(payload)))
                 state["started"] = True
                 await send({"type": "http.response.start", "status": status, "headers": out})

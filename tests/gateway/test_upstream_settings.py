@@ -125,8 +125,15 @@ def test_workspace_policy_allow_list_and_ceiling_apply_at_the_gateway(
             sdk.messages.create(model=MODEL, max_tokens=101,
                                 messages=[{"role": "user", "content": "hi"}])  # fmt: skip
         assert "above this workspace's limit of 100" in too_many.value.message
-    statuses = sorted(e.status for e in events_for(world.org.pk, 3))
-    assert statuses == [200, 400, 403]
+        listed = [m.id for m in sdk.models.list().data]
+        assert listed and all(
+            m.startswith(("claude-haiku-4-5", "claude-3-5-haiku")) for m in listed
+        )
+        assert sdk.models.retrieve("claude-haiku-4-5").id == MODEL
+        with pytest.raises(anthropic.PermissionDeniedError):
+            sdk.models.retrieve("claude-opus-4-1-20250805")
+    statuses = sorted(e.status for e in events_for(world.org.pk, 6))
+    assert statuses == [200, 200, 200, 400, 403, 403]
 
 
 @pytest.mark.django_db(transaction=True)
