@@ -42,7 +42,7 @@ from usage.stream import publisher
 
 from . import auth, routing
 from .errors import GatewayError, error_body, sse_error_event
-from .sse import StreamUsage
+from .sse import StreamUsage, take_usage
 
 logger = logging.getLogger("gateway")
 
@@ -557,18 +557,7 @@ class Gateway:
             return
         usage = data.get("usage")
         if isinstance(usage, dict):
-            for name in (
-                "input_tokens",
-                "output_tokens",
-                "cache_creation_input_tokens",
-                "cache_read_input_tokens",
-            ):
-                value = usage.get(name)
-                if isinstance(value, int):
-                    meter.usage[name] = value
-            tier = usage.get("service_tier")
-            if isinstance(tier, str):
-                meter.service_tier = tier
+            meter.service_tier = take_usage(usage, meter.usage) or meter.service_tier
         model = data.get("model")
         if isinstance(model, str) and model:
             meter.model = model

@@ -17,6 +17,25 @@ _ERROR = b"event: error"
 _WANTED = (_START, _DELTA, _ERROR)
 
 
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+def take_usage(usage: dict, into: dict[str, int]) -> str | None:
+    """Copy Anthropic's token counts from a `usage` object into `into`; return its service tier.
+    Shared by JSON answers and stream events (whose later counts replace earlier ones)."""
+    for name in USAGE_FIELDS:
+        value = usage.get(name)
+        if isinstance(value, int):
+            into[name] = value
+    tier = usage.get("service_tier")
+    return tier if isinstance(tier, str) else None
+
+
 def _data(event: bytes) -> dict | None:
     for line in event.split(b"\n"):
         if line.startswith(b"data:"):
@@ -67,15 +86,4 @@ class StreamUsage:
             self.error_type = (data.get("error") or {}).get("type") or "api_error"
 
     def _take(self, usage: dict) -> None:
-        for name in (
-            "input_tokens",
-            "output_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-        ):
-            value = usage.get(name)
-            if isinstance(value, int):
-                self.usage[name] = value
-        tier = usage.get("service_tier")
-        if isinstance(tier, str):
-            self.service_tier = tier
+        self.service_tier = take_usage(usage, self.usage) or self.service_tier

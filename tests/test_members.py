@@ -68,7 +68,11 @@ def test_members_page_filters_by_role_and_text_and_sorts(client_for, world):
 
 def test_members_page_htmx_swaps_only_the_table(client_for, world):
     client = client_for(world.admin)
-    response = client.get(members_url(world), {"role": "admin"}, headers={"HX-Request": "true", "HX-Target": "table-region"})
+    response = client.get(
+        members_url(world),
+        {"role": "admin"},
+        headers={"HX-Request": "true", "HX-Target": "table-region"},
+    )
     text = response.content.decode()
     assert text.lstrip().startswith('<div id="table-region"')
     assert "admin@example.com" in text and "dev@example.com" not in text

@@ -12,7 +12,7 @@ if len(API_KEY_PEPPER) < 32:
     raise ImproperlyConfigured("Set API_KEY_PEPPER (32+ random characters) in production.")
 if not UPSTREAM_KEY_ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
-        "Set UPSTREAM_KEY_ENCRYPTION_KEYS (comma-separated Fernet keys, newest first) in production."
+        "Set UPSTREAM_KEY_ENCRYPTION_KEYS (Fernet keys, newest first) in production."
     )
 
 DEBUG = False

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = "Revoke an API key at once, by id, by displayed prefix…last4, or by the full key."
 
     def add_arguments(self, parser):
-        parser.add_argument("key", nargs="?", help="Key id, or its display form csk_XXXX…YYYY.")
+        parser.add_argument("key", nargs="?", help="Key id, or its display form csk_AbCd…wxyz.")
         parser.add_argument("--org", help="Only look in this organization (slug).")
         parser.add_argument(
             "--stdin", action="store_true", help="Read the full key from standard input."
