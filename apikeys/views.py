@@ -5,10 +5,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 
 from members.access import org_view
+from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from members.listing import OrgTableView
 from members.policy import can
@@ -92,15 +94,14 @@ def key_rename(request, key_id: int):
 @org_view("apikeys.view")
 def key_revoke(request, key_id: int):
     key = _key_to_manage(request, key_id)
-    if request.method == "POST":
-        try:
-            services.revoke_api_key(key=key, actor=request.user)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        else:
-            messages.success(request, f"{key.name} is revoked: it stops working now.")
-        return redirect("apikeys:list", request.organization.slug)
-    return render(request, "apikeys/key_revoke.html", {"key": key, "nav": "apikeys"})
+    return confirm_then_run(
+        request,
+        run=lambda: services.revoke_api_key(key=key, actor=request.user),
+        success=f"{key.name} is revoked: it stops working now.",
+        done_url=reverse("apikeys:list", args=[request.organization.slug]),
+        template="apikeys/key_revoke.html",
+        context={"key": key, "nav": "apikeys"},
+    )
 
 
 @never_cache

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -15,6 +16,7 @@ from audit.selectors import events_for_organization
 from audit.tables import AuditEventTable
 from members import services as member_services
 from members.access import LAST_ORG_SESSION_KEY, org_view
+from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from members.listing import OrgTableView
 from members.models import Membership
@@ -174,22 +176,14 @@ def workspace_rename(request, workspace_id: int):
 def workspace_archive(request, workspace_id: int):
     workspace = _workspace(request, workspace_id)
     restoring = workspace.is_archived
-    if request.method == "POST":
-        try:
-            if restoring:
-                org_services.unarchive_workspace(workspace=workspace, actor=request.user)
-            else:
-                org_services.archive_workspace(workspace=workspace, actor=request.user)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        else:
-            verb = "restored" if restoring else "archived"
-            messages.success(request, f"Workspace {workspace.name} {verb}.")
-        return redirect("workspaces", request.organization.slug)
-    return render(
+    service = org_services.unarchive_workspace if restoring else org_services.archive_workspace
+    return confirm_then_run(
         request,
-        "console/workspace_archive.html",
-        {"workspace": workspace, "restoring": restoring, "nav": "workspaces"},
+        run=lambda: service(workspace=workspace, actor=request.user),
+        success=f"Workspace {workspace.name} {'restored' if restoring else 'archived'}.",
+        done_url=reverse("workspaces", args=[request.organization.slug]),
+        template="console/workspace_archive.html",
+        context={"workspace": workspace, "restoring": restoring, "nav": "workspaces"},
     )
 
 

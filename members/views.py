@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 
 from . import invitation_links, services
 from .access import org_view, resolve_membership
+from .confirm import confirm_then_run
 from .filters import InvitationFilter, MemberFilter
 from .forms import InviteForm, MemberWorkspacesForm, RoleForm, add_service_errors
 from .listing import OrgTableView
@@ -148,35 +149,29 @@ def _invitation(request, invitation_id: int) -> Invitation:
 @members_view("members.manage")
 def invitation_resend(request, invitation_id: int):
     invitation = _invitation(request, invitation_id)
-    if request.method == "POST":
-        try:
-            services.resend_invitation(
-                invitation=invitation, actor=request.user, site_url=_site_url(request)
-            )
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        else:
-            messages.success(
-                request, f"Invitation sent again to {invitation.email}; valid for 7 days."
-            )
-        return redirect("members:invitations", request.organization.slug)
-    context = {"invitation": invitation, "action": "resend", "nav": "members"}
-    return render(request, "members/invitation_confirm.html", context)
+    return confirm_then_run(
+        request,
+        run=lambda: services.resend_invitation(
+            invitation=invitation, actor=request.user, site_url=_site_url(request)
+        ),
+        success=f"Invitation sent again to {invitation.email}; valid for 7 days.",
+        done_url=reverse("members:invitations", args=[request.organization.slug]),
+        template="members/invitation_confirm.html",
+        context={"invitation": invitation, "action": "resend", "nav": "members"},
+    )
 
 
 @members_view("members.manage")
 def invitation_revoke(request, invitation_id: int):
     invitation = _invitation(request, invitation_id)
-    if request.method == "POST":
-        try:
-            services.revoke_invitation(invitation=invitation, actor=request.user)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        else:
-            messages.success(request, f"Invitation of {invitation.email} revoked.")
-        return redirect("members:invitations", request.organization.slug)
-    context = {"invitation": invitation, "action": "revoke", "nav": "members"}
-    return render(request, "members/invitation_confirm.html", context)
+    return confirm_then_run(
+        request,
+        run=lambda: services.revoke_invitation(invitation=invitation, actor=request.user),
+        success=f"Invitation of {invitation.email} revoked.",
+        done_url=reverse("members:invitations", args=[request.organization.slug]),
+        template="members/invitation_confirm.html",
+        context={"invitation": invitation, "action": "revoke", "nav": "members"},
+    )
 
 
 # Members ----------------------------------------------------------------------------------------
