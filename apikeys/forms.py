@@ -1,9 +1,11 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from members.models import Membership
 from members.selectors import workspaces_for
+from orgs.models import Workspace
 
-from .services import NAME_MAX_LENGTH, ROTATION_OVERLAPS
+from .services import ARCHIVED_WORKSPACE_MESSAGE, NAME_MAX_LENGTH, ROTATION_OVERLAPS
 
 
 class KeyNameField(forms.CharField):
@@ -13,9 +15,31 @@ class KeyNameField(forms.CharField):
         super().__init__(**kwargs)
 
 
+class KeyWorkspaceField(forms.ModelChoiceField):
+    """The member's active workspaces. One archived since the page was shown is refused in
+    words, not with "Select a valid choice"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(queryset=Workspace.objects.none(), empty_label=None, **kwargs)
+        self.organization_id = None
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            if (
+                str(value).isdigit()
+                and Workspace.objects.filter(
+                    pk=value, organization_id=self.organization_id, archived_at__isnull=False
+                ).exists()
+            ):
+                raise ValidationError(ARCHIVED_WORKSPACE_MESSAGE, code="archived") from None
+            raise
+
+
 class KeyCreateForm(forms.Form):
     name = KeyNameField()
-    workspace = forms.ModelChoiceField(queryset=None, empty_label=None)
+    workspace = KeyWorkspaceField()
     expires_on = forms.DateField(
         required=False,
         label="Expires on (optional)",
@@ -27,6 +51,7 @@ class KeyCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         workspaces = workspaces_for(membership).order_by("-is_default", "name")
         self.fields["workspace"].queryset = workspaces
+        self.fields["workspace"].organization_id = membership.organization_id
         if not self.is_bound:
             self.initial.setdefault("workspace", workspaces.first())
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from members.models import Membership, User
 from members.policy import can
+from orgs.models import Workspace
 
 from .models import ApiKey, KeyStatus
 
@@ -33,6 +34,11 @@ def with_status(keys: QuerySet[ApiKey], status: str, now: dt.datetime | None = N
     if status == KeyStatus.ACTIVE:
         return keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at=None)
     return keys
+
+
+def active_keys_in_workspace(workspace: Workspace) -> QuerySet[ApiKey]:
+    """The keys that work in `workspace` now: what archiving it would revoke."""
+    return with_status(ApiKey.objects.filter(workspace_id=workspace.pk), KeyStatus.ACTIVE)
 
 
 def key_owners(membership: Membership) -> QuerySet[User]:

@@ -25,9 +25,9 @@ from members.policy import can
 from members.selectors import workspaces_for
 from orgs.models import Workspace
 
-from . import hotpath
+from . import hotpath, selectors
 from .keyformat import display_parts, generate_key, hash_key
-from .models import ApiKey, KeyNotice
+from .models import ApiKey, KeyNotice, KeyStatus
 from .verification import LAST_USED_KEY, announce_key_change
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ ROTATION_OVERLAPS = {
 EXPIRY_WARNING = dt.timedelta(days=7)
 ROTATE_AFTER = dt.timedelta(days=90)
 UNUSED_AFTER = dt.timedelta(days=30)
+ARCHIVED_WORKSPACE_MESSAGE = "This workspace is archived: it cannot get new keys."
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _check_workspace(membership: Membership, workspace: Workspace) -> Workspace:
     if workspace.organization_id != membership.organization_id:
         raise ValidationError({"workspace": "Choose a workspace of this organization."})
     if workspace.is_archived:
-        raise ValidationError({"workspace": "This workspace is archived: it cannot get new keys."})
+        raise ValidationError({"workspace": ARCHIVED_WORKSPACE_MESSAGE})
     if not workspaces_for(membership).filter(pk=workspace.pk).exists():
         raise ValidationError({"workspace": "Choose a workspace you belong to."})
     return workspace
@@ -237,6 +238,15 @@ def rotate_api_key(*, key: ApiKey, overlap: dt.timedelta, actor: User | None) ->
     return issued
 
 
+def _revoke_each(keys, *, actor: User | None, reason: str) -> int:
+    # Locked first: a key revoked concurrently drops out of the set instead of failing the sweep.
+    count = 0
+    for key in keys.select_for_update(of=("self",)).order_by("pk"):
+        revoke_api_key(key=key, actor=actor, reason=reason)
+        count += 1
+    return count
+
+
 @transaction.atomic
 def revoke_keys_of_member(*, membership: Membership, actor: User | None) -> int:
     """A member leaves the organization: their keys there stop working (audited by `actor`)."""
@@ -245,11 +255,31 @@ def revoke_keys_of_member(*, membership: Membership, actor: User | None) -> int:
         owner_id=membership.user_id,
         revoked_at__isnull=True,
     )
-    count = 0
-    for key in keys:
-        revoke_api_key(key=key, actor=actor, reason="member removed")
-        count += 1
-    return count
+    return _revoke_each(keys, actor=actor, reason="member removed")
+
+
+@transaction.atomic
+def revoke_keys_of_member_in_workspaces(
+    *, membership: Membership, workspaces: list[Workspace], actor: User | None
+) -> int:
+    """A member loses access to `workspaces`: their active keys there stop working."""
+    keys = selectors.with_status(
+        ApiKey.objects.filter(
+            organization_id=membership.organization_id,
+            owner_id=membership.user_id,
+            workspace__in=workspaces,
+        ),
+        KeyStatus.ACTIVE,
+    )
+    return _revoke_each(keys, actor=actor, reason="workspace access removed")
+
+
+@transaction.atomic
+def revoke_keys_in_workspace(*, workspace: Workspace, actor: User | None) -> int:
+    """A workspace is archived: every active key in it stops working (audited by `actor`)."""
+    return _revoke_each(
+        selectors.active_keys_in_workspace(workspace), actor=actor, reason="workspace archived"
+    )
 
 
 @transaction.atomic

@@ -1,6 +1,8 @@
 """The shell: home, organization creation and switching, the org overview, settings, workspaces
 and the audit log. Org-scoped views go through the role policy via `org_view`/`OrgViewMixin`."""
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -11,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from apikeys.selectors import active_keys_in_workspace
 from audit.filters import AuditEventFilter
 from audit.selectors import events_for_organization
 from audit.tables import AuditEventTable
@@ -172,18 +175,33 @@ def workspace_rename(request, workspace_id: int):
     )
 
 
+def _archived_message(archived: org_services.ArchivedWorkspace) -> str:
+    revoked = archived.api_keys_revoked
+    if not revoked:
+        return f"Workspace {archived.workspace.name} archived. No active API keys needed revoking."
+    keys = "API key" if revoked == 1 else "API keys"
+    return f"Workspace {archived.workspace.name} archived. {revoked} {keys} revoked."
+
+
 @org_view("workspaces.manage")
 def workspace_archive(request, workspace_id: int):
     workspace = _workspace(request, workspace_id)
-    restoring = workspace.is_archived
-    service = org_services.unarchive_workspace if restoring else org_services.archive_workspace
+    context = {"workspace": workspace, "restoring": workspace.is_archived, "nav": "workspaces"}
+    if workspace.is_archived:
+        run = partial(org_services.unarchive_workspace, workspace=workspace, actor=request.user)
+        success = f"Workspace {workspace.name} restored."
+    else:
+        run = partial(org_services.archive_workspace, workspace=workspace, actor=request.user)
+        success = _archived_message
+        # Said before the Admin confirms: archiving ends these keys.
+        context["active_keys"] = active_keys_in_workspace(workspace).count()
     return confirm_then_run(
         request,
-        run=lambda: service(workspace=workspace, actor=request.user),
-        success=f"Workspace {workspace.name} {'restored' if restoring else 'archived'}.",
+        run=run,
+        success=success,
         done_url=reverse("workspaces", args=[request.organization.slug]),
         template="console/workspace_archive.html",
-        context={"workspace": workspace, "restoring": restoring, "nav": "workspaces"},
+        context=context,
     )
 
 

@@ -26,11 +26,15 @@ from .models import (
     User,
     WorkspaceMembership,
 )
-from .selectors import seats_used
+from .selectors import seats_used, workspaces_for
 
 # Sent inside the removal transaction, before the membership row goes. Apps above `members`
 # (API keys) connect to it to end the member's access: kwargs membership, actor.
 member_removing = Signal()
+# Sent inside the transaction that takes workspaces away from a member who stays (their
+# workspaces edited, or an Admin demoted), after the change. Apps above `members` (API keys)
+# connect to it to end the member's access there: kwargs membership, workspaces (lost), actor.
+workspace_access_lost = Signal()
 
 LAST_ADMIN_MESSAGE = "An organization needs at least one Admin. Make another member an Admin first."
 ROLE_MESSAGE = "Choose Admin, Member or Billing-only."
@@ -108,6 +112,7 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
         return membership
     if old_role == Role.ADMIN and admin_ids == [membership.pk]:
         raise ValidationError(LAST_ADMIN_MESSAGE)
+    reachable = _reachable_workspace_ids(membership)
     membership.role = role
     membership.save(update_fields=["role"])
     if role != Role.ADMIN and not membership.workspaces.exists():
@@ -122,6 +127,8 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
         before={"role": old_role},
         after={"role": role},
     )
+    # A demoted Admin no longer reaches every workspace.
+    _announce_lost_workspaces(membership, reachable, actor=actor)
     return membership
 
 
@@ -196,7 +203,26 @@ def set_member_workspaces(*, membership: Membership, workspaces: list[Workspace]
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if membership.role == Role.ADMIN:
         raise ValidationError("Admins are in every workspace; there is nothing to choose.")
+    reachable = _reachable_workspace_ids(membership)
     _set_workspaces(membership, workspaces, actor=actor, audit=True)
+    _announce_lost_workspaces(membership, reachable, actor=actor)
+
+
+def _reachable_workspace_ids(membership: Membership) -> set[int]:
+    return set(workspaces_for(membership).values_list("pk", flat=True))
+
+
+def _announce_lost_workspaces(membership: Membership, reachable_before: set[int], *, actor):
+    """Tell apps above us which workspaces the member reached before and no longer does
+    (an Admin reaches every workspace without links, so only what is truly lost counts)."""
+    lost_ids = reachable_before - _reachable_workspace_ids(membership)
+    if lost_ids:
+        workspace_access_lost.send(
+            sender=Membership,
+            membership=membership,
+            workspaces=list(Workspace.objects.filter(pk__in=lost_ids).order_by("name")),
+            actor=actor,
+        )
 
 
 # Invitations ------------------------------------------------------------------------------------

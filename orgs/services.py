@@ -1,5 +1,8 @@
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.services import record_event
@@ -7,6 +10,11 @@ from audit.services import record_event
 from .models import RESERVED_SLUGS, Organization, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
+
+# Sent inside the archive transaction, once the workspace is marked archived. Apps above `orgs`
+# (API keys) connect to it to end what works in the workspace: kwargs workspace, actor.
+# A receiver returns how many API keys it revoked (or None), for the archive to report.
+workspace_archiving = Signal()
 
 
 def validate_slug(slug: str, *, exclude_pk: int | None = None) -> None:
@@ -163,24 +171,37 @@ def rename_workspace(*, workspace: Workspace, actor, name: str) -> Workspace:
     return workspace
 
 
+@dataclass(frozen=True)
+class ArchivedWorkspace:
+    """What archiving did, for the Admin's confirmation message."""
+
+    workspace: Workspace
+    api_keys_revoked: int = 0
+
+
 @transaction.atomic
-def archive_workspace(*, workspace: Workspace, actor) -> Workspace:
+def archive_workspace(*, workspace: Workspace, actor) -> ArchivedWorkspace:
+    """Archive a workspace: no new keys or members, and its active API keys are revoked."""
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     if workspace.is_default:
         raise ValidationError(
             "The default workspace cannot be archived. Make another workspace the default first."
         )
     if workspace.is_archived:
-        return workspace
+        return ArchivedWorkspace(workspace)
     workspace.archived_at = timezone.now()
     workspace.save(update_fields=["archived_at"])
+    # The row lock above keeps new keys out until this commits (key creation locks it too).
+    responses = workspace_archiving.send(sender=Workspace, workspace=workspace, actor=actor)
+    revoked = sum(response or 0 for _, response in responses)
     record_event(
         action="workspace.archived",
         organization=workspace.organization,
         actor=actor,
         target=workspace,
+        after={"api_keys_revoked": revoked},
     )
-    return workspace
+    return ArchivedWorkspace(workspace, api_keys_revoked=revoked)
 
 
 @transaction.atomic

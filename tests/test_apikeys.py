@@ -204,6 +204,19 @@ def test_the_service_refuses_what_the_form_would_not_offer(world):
     assert not ApiKey.objects.exists()
 
 
+def test_a_workspace_archived_since_the_form_was_shown_is_refused_in_words(client, world):
+    client.force_login(world.member.user)
+    assert client.get(url("create", world)).status_code == 200
+    org_services.archive_workspace(workspace=world.workspace, actor=world.admin.user)
+    response = client.post(url("create", world), {"name": "Late", "workspace": world.workspace.pk})
+    assert response.status_code == 200
+    assert response.context["form"].errors["workspace"] == [
+        "This workspace is archived: it cannot get new keys."
+    ]
+    assert "it cannot get new keys" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
 def test_an_expiry_date_lasts_through_that_day(world):
     today = timezone.localdate()
     key = issue(world.member, expires_on=today).key

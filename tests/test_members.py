@@ -9,6 +9,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from apikeys import services as key_services
+from apikeys.verification import Failure, verify_key
 from audit.models import AuditEvent
 from members import services
 from members.models import Membership, Role, User, WorkspaceMembership
@@ -263,6 +265,69 @@ def test_archived_workspace_links_are_kept_when_editing(world):
     default = world.org.workspaces.get(is_default=True)
     services.set_member_workspaces(membership=world.member, workspaces=[default], actor=None)
     assert set(world.member.workspaces.all()) == {default, world.workspace}
+
+
+def issue_key(membership, workspace, name="Key"):
+    return key_services.create_api_key(
+        membership=membership, workspace=workspace, name=name, actor=membership.user
+    )
+
+
+def test_taking_a_workspace_away_revokes_the_members_keys_there_only(client_for, world):
+    default = world.org.workspaces.get(is_default=True)
+    testing = world.org.workspaces.create(name="Testing")
+    services.set_member_workspaces(
+        membership=world.member, workspaces=[world.workspace, default, testing], actor=None
+    )
+    lost = issue_key(world.member, world.workspace, "Development")
+    lost_too = issue_key(world.member, testing, "Testing")
+    kept = issue_key(world.member, default, "Default")
+    admins = issue_key(world.admin, world.workspace, "Admin's")
+    colleague = MembershipFactory(organization=world.org, role=Role.MEMBER)
+    WorkspaceMembership.objects.create(membership=colleague, workspace=world.workspace)
+    colleagues = issue_key(colleague, world.workspace, "Colleague's")
+
+    client = client_for(world.admin)
+    url = members_url(world, "members:workspaces", world.member.pk)
+    assert "revokes their API keys in it" in client.get(url).content.decode()
+    assert client.post(url, {"workspaces": [default.pk]}).status_code == 302
+
+    assert verify_key(lost.plaintext).failure == Failure.REVOKED
+    assert verify_key(lost_too.plaintext).failure == Failure.REVOKED
+    for issued in (kept, admins, colleagues):
+        assert verify_key(issued.plaintext).ok
+    revocations = AuditEvent.objects.filter(action="apikey.revoked")
+    assert sorted(int(e.target_id) for e in revocations) == sorted([lost.key.pk, lost_too.key.pk])
+    assert {(e.actor_id, e.after["reason"]) for e in revocations} == {
+        (world.admin.user.pk, "workspace access removed")
+    }
+
+
+def test_adding_workspaces_revokes_nothing(world):
+    issued = issue_key(world.member, world.workspace)
+    default = world.org.workspaces.get(is_default=True)
+    services.set_member_workspaces(
+        membership=world.member, workspaces=[world.workspace, default], actor=None
+    )
+    assert verify_key(issued.plaintext).ok
+    assert not AuditEvent.objects.filter(action="apikey.revoked").exists()
+
+
+def test_a_demoted_admin_loses_keys_only_outside_the_workspaces_they_keep(world):
+    second = MembershipFactory(organization=world.org, role=Role.ADMIN)
+    default = world.org.workspaces.get(is_default=True)
+    elsewhere = issue_key(second, world.workspace, "Development")
+    kept = issue_key(second, default, "Default")
+    # Promotion and a change between roles that reach the same workspaces revoke nothing.
+    services.change_role(membership=world.member, role=Role.ADMIN, actor=world.admin.user)
+    assert not AuditEvent.objects.filter(action="apikey.revoked").exists()
+
+    services.change_role(membership=second, role=Role.MEMBER, actor=world.admin.user)
+    assert verify_key(elsewhere.plaintext).failure == Failure.REVOKED
+    assert verify_key(kept.plaintext).ok
+    event = AuditEvent.objects.get(action="apikey.revoked")
+    assert event.target_id == str(elsewhere.key.pk)
+    assert event.after["reason"] == "workspace access removed"
 
 
 # Removing members -----------------------------------------------------------------------------

@@ -1,10 +1,18 @@
-"""Workspaces: list, create, rename, archive; exactly one default workspace per organization."""
+"""Workspaces: list, create, rename, archive (which revokes the workspace's API keys); exactly one
+default workspace per organization."""
+
+import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
+from apikeys import hotpath
+from apikeys import services as key_services
+from apikeys.models import ApiKey
+from apikeys.verification import VERSION_KEY, Failure, verify_key
 from audit.models import AuditEvent
 from orgs import services
 from orgs.models import Workspace
@@ -111,3 +119,127 @@ def test_workspace_of_another_org_is_not_found(client, world):
     assert client.post(url, {"name": "Mine now"}).status_code == 404
     world.other_workspace.refresh_from_db()
     assert world.other_workspace.name == "Globex Dev"
+
+
+# Archiving ends the workspace's API keys ---------------------------------------------------
+
+
+def issue(membership, workspace, name="Key"):
+    return key_services.create_api_key(
+        membership=membership, workspace=workspace, name=name, actor=membership.user
+    )
+
+
+@pytest.fixture
+def keys(world):
+    """Keys in the workspace to archive (active, revoked, expired) and elsewhere."""
+    default = world.org.workspaces.get(is_default=True)
+    issued = {
+        "member": issue(world.member, world.workspace, "Member's"),
+        "admin": issue(world.admin, world.workspace, "Admin's"),
+        "revoked": issue(world.member, world.workspace, "Revoked"),
+        "expired": issue(world.member, world.workspace, "Expired"),
+        "default": issue(world.admin, default, "Default's"),
+        "other_org": issue(world.outsider, world.other_workspace, "Globex's"),
+    }
+    key_services.revoke_api_key(key=issued["revoked"].key, actor=None)
+    ApiKey.objects.filter(pk=issued["expired"].key.pk).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    return issued
+
+
+def test_archiving_revokes_exactly_the_workspaces_active_keys(client, world, keys):
+    for name in ("member", "admin", "default", "other_org"):
+        assert verify_key(keys[name].plaintext).ok  # cached in this process: must be evicted
+    revoked_before = ApiKey.objects.get(pk=keys["revoked"].key.pk).revoked_at
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    response = client.post(url, follow=True)
+    assert "Workspace Development archived. 2 API keys revoked." in response.content.decode()
+
+    assert verify_key(keys["member"].plaintext).failure == Failure.REVOKED
+    assert verify_key(keys["admin"].plaintext).failure == Failure.REVOKED
+    assert verify_key(keys["default"].plaintext).ok
+    assert verify_key(keys["other_org"].plaintext).ok
+    assert verify_key(keys["expired"].plaintext).failure == Failure.EXPIRED
+    assert ApiKey.objects.get(pk=keys["expired"].key.pk).revoked_at is None
+    assert ApiKey.objects.get(pk=keys["revoked"].key.pk).revoked_at == revoked_before
+
+    revocations = AuditEvent.objects.filter(action="apikey.revoked", actor=world.admin.user)
+    assert sorted(int(e.target_id) for e in revocations) == sorted(
+        [keys["member"].key.pk, keys["admin"].key.pk]
+    )
+    assert {e.after["reason"] for e in revocations} == {"workspace archived"}
+    assert {e.organization_id for e in revocations} == {world.org.pk}
+    archived = AuditEvent.objects.get(action="workspace.archived")
+    assert archived.after == {"api_keys_revoked": 2}
+
+
+def test_archiving_announces_each_revocation_to_every_gateway_process(
+    world, keys, django_capture_on_commit_callbacks
+):
+    redis = hotpath.client()
+    version = int(redis.get(VERSION_KEY) or 0)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.archive_workspace(workspace=world.workspace, actor=None)
+    # The same announcement revoke_api_key makes: one per key, published on commit.
+    assert len(callbacks) == 2
+    assert int(redis.get(VERSION_KEY)) == version + 2
+
+
+def test_the_archive_confirmation_says_how_many_keys_will_be_revoked(client, world, keys):
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    issue(world.member, world.workspace, "Third")
+    page = client.get(url).content.decode()
+    assert (
+        "3 active API keys in this workspace will be revoked and stop working immediately." in page
+    )
+    assert "revoked keys stay revoked" in page
+    # Asking changed nothing.
+    assert verify_key(keys["member"].plaintext).ok
+    assert not AuditEvent.objects.filter(action="workspace.archived").exists()
+
+
+def test_the_archive_confirmation_words_one_key_and_none(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    assert "This workspace has no active API keys." in client.get(url).content.decode()
+    issue(world.member, world.workspace)
+    assert (
+        "1 active API key in this workspace will be revoked and stops working immediately."
+        in client.get(url).content.decode()
+    )
+
+
+def test_archiving_a_workspace_without_keys_says_none_were_revoked(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    response = client.post(url, follow=True)
+    assert "No active API keys needed revoking." in response.content.decode()
+
+
+def test_restoring_a_workspace_does_not_bring_its_keys_back(client, world, keys):
+    archived = services.archive_workspace(workspace=world.workspace, actor=world.admin.user)
+    assert archived.api_keys_revoked == 2
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    assert "stay revoked" in client.get(url).content.decode()
+    client.post(url)
+    world.workspace.refresh_from_db()
+    assert not world.workspace.is_archived
+    assert verify_key(keys["member"].plaintext).failure == Failure.REVOKED
+    assert verify_key(keys["admin"].plaintext).failure == Failure.REVOKED
+    # Archiving again has nothing left to revoke.
+    again = services.archive_workspace(workspace=world.workspace, actor=None)
+    assert again.api_keys_revoked == 0
+    assert AuditEvent.objects.filter(action="apikey.revoked").count() == 3  # 2 + the fixture's
+
+
+def test_a_refused_archive_revokes_nothing(world):
+    default = world.org.workspaces.get(is_default=True)
+    issued = issue(world.admin, default)
+    with pytest.raises(ValidationError):
+        services.archive_workspace(workspace=default, actor=None)
+    assert verify_key(issued.plaintext).ok
