@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 SIM_PORT ?= 9100
+# `make run` without REDIS_URL: the Redis stand-in its workers share (console/standin_redis.py).
+STANDIN_REDIS_PORT ?= 6390
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/console
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
@@ -22,22 +24,26 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 env: $(VENV)/.synced
 
 run: env
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
-	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py seed_demo
-	@echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"
-	@# The gateway's default upstream: api.anthropic.com with ANTHROPIC_API_KEY when it is set,
-	@# else the simulator, started here as a second process and stopped with the console.
-	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
-	  GATEWAY_DEFAULT_UPSTREAM_URL=https://api.anthropic.com GATEWAY_DEFAULT_UPSTREAM_KEY="$$ANTHROPIC_API_KEY" \
-	    $(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS); \
+	@# One shell: the helper processes started here stop with the console (trap).
+	@set -e; trap 'kill $$(jobs -p) 2>/dev/null || true' EXIT INT TERM; \
+	if [ -z "$$REDIS_URL" ]; then \
+	  $(PY) -m console.standin_redis --port $(STANDIN_REDIS_PORT) & \
+	  for i in $$(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$(STANDIN_REDIS_PORT)) 2>/dev/null && break; sleep 0.1; done; \
+	  export REDIS_URL=redis://127.0.0.1:$(STANDIN_REDIS_PORT)/0 WEB_RUNS_BACKGROUND_WORK=1; \
+	fi; \
+	$(PY) manage.py migrate --noinput; \
+	$(PY) manage.py createcachetable; \
+	$(PY) manage.py collectstatic --noinput --verbosity 0; \
+	$(PY) manage.py seed_demo; \
+	if [ -n "$$ANTHROPIC_API_KEY" ]; then \
+	  export GATEWAY_DEFAULT_UPSTREAM_URL=https://api.anthropic.com GATEWAY_DEFAULT_UPSTREAM_KEY="$$ANTHROPIC_API_KEY"; \
 	else \
-	  $(PY) -m gateway.simulator --port $(SIM_PORT) & sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  $(PY) -m gateway.simulator --port $(SIM_PORT) & \
 	  echo "Upstream: simulator on http://127.0.0.1:$(SIM_PORT)"; \
-	  GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo \
-	    $(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS); \
-	fi
+	  export GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo; \
+	fi; \
+	echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"; \
+	$(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start

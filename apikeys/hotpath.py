@@ -1,15 +1,17 @@
 """The Redis of the gateway's hot path: key-cache invalidation, last-used stamps (and, for the
 apps above, spend counters and the usage stream).
 
-One code path whatever the mode. With `REDIS_URL` set this is a real Redis shared by every process;
-without it (`make run`) a process-wide fakeredis plays Redis, with the same commands, pub/sub and
-transactions, so the code above never asks which one it has. Import it from here:
+One code path whatever the mode. With `REDIS_URL` set this is a Redis shared by every process: a
+real one in production and the tests, or in `make run` the stand-in its workers share
+(console/standin_redis.py, fakeredis over TCP). Without `REDIS_URL` (a bare `manage.py` command) a
+process-wide fakeredis plays Redis, with the same commands, pub/sub and transactions, so the code
+above never asks which one it has. Import it from here:
 
     from apikeys import hotpath
     hotpath.client().hset(...)
 
-In the stand-in mode each process has its own "Redis", so state is not shared between processes;
-`make run`'s tasks run in-process, and the key cache falls back on its short TTL across processes.
+Without `REDIS_URL` each process has its own "Redis", so state is not shared between processes:
+a key revoked by such a command reaches running servers through the key cache's short TTL only.
 """
 
 import threading

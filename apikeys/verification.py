@@ -21,8 +21,8 @@ HMAC and a dict lookup (see bench/bench_apikeys.py). Correctness of the cache re
 `last_used_at` is never written per request: a verified key is noted in memory, the listener thread
 copies the notes to a Redis hash (`HSET apikeys:last_used <key id> <unix time>`) at most once a
 minute per key and process, and the `flush_key_last_used` task (every minute) moves them into the
-database (`services.flush_last_used`). In `make run` (no Redis, no beat) the listener runs that
-flush itself.
+database (`services.flush_last_used`). In `make run` (no beat: WEB_RUNS_BACKGROUND_WORK) the
+listener runs that flush itself.
 """
 
 import logging
@@ -36,6 +36,7 @@ from enum import StrEnum
 
 import redis
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from . import hotpath
@@ -54,7 +55,7 @@ POLL_INTERVAL = 0.25  # the listener wakes at least this often
 VERSION_CHECK_INTERVAL = 1.0
 HEALTHY_WINDOW = 2.0  # the cache is trusted this long after the listener last looped
 LAST_USED_INTERVAL = 60.0  # per key and process
-STANDIN_FLUSH_INTERVAL = 60.0
+IN_PROCESS_FLUSH_INTERVAL = 60.0
 
 
 class Failure(StrEnum):
@@ -209,7 +210,7 @@ def _listen_once(cache: _KeyCache) -> None:
             used = cache.take_used()
             if used:
                 client.hset(LAST_USED_KEY, mapping={str(k): int(v) for k, v in used.items()})
-            if hotpath.is_standin() and now - last_flush >= STANDIN_FLUSH_INTERVAL:
+            if settings.WEB_RUNS_BACKGROUND_WORK and now - last_flush >= IN_PROCESS_FLUSH_INTERVAL:
                 _flush_in_process()
                 last_flush = now
             cache.healthy_until = time.monotonic() + HEALTHY_WINDOW
@@ -228,7 +229,7 @@ def _drain(cache: _KeyCache, pubsub, *, timeout: float) -> None:
 
 
 def _flush_in_process() -> None:
-    """Without Redis there is no beat either: the listener moves last-used stamps itself."""
+    """No beat (`make run`): the listener moves last-used stamps itself."""
     from .services import flush_last_used
 
     try:

@@ -15,6 +15,12 @@ the largest single reservation. Settling adds (actual − reserved), normally �
 the request's usage event (usage.stream), so until that flush (≤ 50 ms) the counter still holds
 the reservation, which errs on the side of the cap.
 
+A counter Redis does not have (the first request of a month, or a Redis that lost its data) is
+rebuilt before the admission: set (SET NX) to the cost of the month's stored usage events. What
+it cannot know is what was in flight then (events not yet consumed, reservations held): for the
+moments around a Redis loss the cap is approximate by that much. Settling adjusts a counter only
+if it exists, so a settlement never recreates a lost counter at a wrong value.
+
 The maximum cost of a request (`max_cost_micros`):
     max_tokens × output price  +  ceil(body bytes / 3) × input price
 Output cannot exceed max_tokens. For input, English text averages ~4 bytes per token and the JSON
@@ -40,6 +46,8 @@ import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Sum
 
 from apikeys import hotpath
 from usage import pricing
@@ -53,9 +61,14 @@ LIMIT_TTL = 5.0
 BYTES_PER_TOKEN_BOUND = 3
 COUNTER_TTL = 40 * 24 * 3600  # a month and a bit: old months expire by themselves
 
-# KEYS[1] counter; ARGV[1] cap, ARGV[2] amount, ARGV[3] ttl → {admitted 0/1, counter after}
+# KEYS[1] counter; ARGV[1] cap, ARGV[2] amount, ARGV[3] ttl
+#   → {1, counter after} admitted, {0, counter} refused, {-1, 0} no counter (rebuild it first)
 RESERVE_SCRIPT = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return {-1, 0}
+end
+current = tonumber(current)
 if current >= tonumber(ARGV[1]) then
   return {0, current}
 end
@@ -158,6 +171,41 @@ def _dollars(micros: int) -> str:
     return f"${micros / 1_000_000:,.2f}"
 
 
+# -- rebuilding a counter Redis does not have -------------------------------------------------
+
+
+def period_start(now: datetime) -> datetime:
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+def _load_month_spend(organization_id: int, month: str) -> int:
+    """What the organization's stored usage events of `month` (YYYY-MM, UTC) cost."""
+    from usage.models import UsageEvent
+
+    start = period_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
+    total = UsageEvent.objects.filter(
+        organization_id=organization_id, created_at__gte=start, created_at__lt=period_reset(start)
+    ).aggregate(total=Sum("cost_micros"))["total"]
+    return int(total or 0)
+
+
+# ttl 0: never served from memory, but concurrent rebuilds of one counter share one query.
+_month_spend = HotCache(_load_month_spend, ttl=0.0, max_age=0.0)
+
+
+async def rebuild_counter(organization_id: int, now: datetime | None = None) -> int:
+    """Set a missing counter to the month's stored spend (SET NX: a counter another process has
+    rebuilt, or reserved against, meanwhile is left alone). Returns the counter's value."""
+    now = now or datetime.now(UTC)
+    key = counter_key(organization_id, now)
+    spent = await _month_spend.get((organization_id, f"{now:%Y-%m}"))
+    client = _client()
+    if await client.set(key, spent, nx=True, ex=COUNTER_TTL):
+        logger.info("Spend counter %s rebuilt from usage events: %d micro-dollars", key, spent)
+        return spent
+    return int(await client.get(key) or 0)
+
+
 async def reserve(
     *, organization_id: int, model: str, max_tokens: int, body_bytes: int
 ) -> Reservation | None:
@@ -171,8 +219,14 @@ async def reserve(
     key = counter_key(organization_id, now)
     try:
         admitted, _after = await _reserve_script()(keys=[key], args=[cap, amount, COUNTER_TTL])
-    except (redis.RedisError, OSError):
+        if admitted == -1:  # a new month, or a Redis that lost its data: count from the events
+            await rebuild_counter(organization_id, now)
+            admitted, _after = await _reserve_script()(keys=[key], args=[cap, amount, COUNTER_TTL])
+    except (redis.RedisError, OSError, DatabaseError):
         logger.exception("Spend counter unavailable: request admitted without a reservation")
+        return None
+    if admitted == -1:  # gone again at once (a flush in between): admit, as for a Redis outage
+        logger.error("Spend counter %s vanished while rebuilt: admitted unreserved", key)
         return None
     if not admitted:
         reset = period_reset(now)

@@ -16,7 +16,9 @@ nothing is *stored* twice.
 
 Counter adjustments handed over with an event (`publish(event, counter=(key, delta))`, how the
 spend hook settles a reservation) go in the same pipeline; while Redis is away they are summed in
-memory and applied with the first flush that succeeds.
+memory and applied with the first flush that succeeds. An adjustment applies to an existing
+counter only: a counter Redis lost is rebuilt from the stored events by its owner (billing.spend),
+not recreated from a delta.
 
 What can still be lost: events (and counter adjustments) queued in memory, at most
 `FLUSH_INTERVAL` worth, when a process is killed with SIGKILL. A clean shutdown flushes
@@ -44,6 +46,13 @@ logger = logging.getLogger(__name__)
 
 STREAM = "usage:events"  # after settings.GATEWAY_REDIS_NAMESPACE
 FIELD = b"e"
+# INCRBY KEYS[1] ARGV[1] if KEYS[1] exists (a settlement must not recreate a lost counter).
+ADJUST_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
 FLUSH_INTERVAL = 0.05  # seconds between flushes when traffic is light (a GIL hand-off each)
 FLUSH_BATCH = 500
 RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
@@ -148,7 +157,7 @@ class UsagePublisher:
             pipe.xadd(stream, {FIELD: payload})
         for key, delta in (counters or {}).items():
             if delta:
-                pipe.incrby(key, delta)
+                pipe.eval(ADJUST_SCRIPT, 1, key, delta)
         pipe.execute()
 
     # -- the spool -------------------------------------------------------------------------

@@ -89,9 +89,13 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis plays cache, Celery broker and the gateway's hot path. Without REDIS_URL (`make run`)
-# the cache lives in the database so every server process shares login rate limits.
+# Redis plays cache, Celery broker and the gateway's hot path. `make run` points REDIS_URL at a
+# stand-in (console/standin_redis.py) that its web workers share. With no REDIS_URL at all (a
+# bare `manage.py` command) the cache lives in the database and the hot path in the process.
 REDIS_URL = env.str("REDIS_URL", default="")
+# No Celery worker or beat (`make run`): the web processes drain the usage stream and flush
+# last-used stamps themselves, in background threads.
+WEB_RUNS_BACKGROUND_WORK = env.bool("WEB_RUNS_BACKGROUND_WORK", default=not REDIS_URL)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -178,7 +182,9 @@ DJANGO_TABLES2_TABLE_ATTRS = {
 # Celery. Without a broker (`make run`) tasks run in-process.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL or WEB_RUNS_BACKGROUND_WORK
+)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -108,3 +108,67 @@ def test_concurrent_requests_cannot_overshoot_the_cap_by_more_than_one_reservati
     assert counter_value(gw.org.pk) == spent  # every reservation was settled
     refused = [e for e in events if e.status == 400]
     assert len(refused) == statuses.count(400) and all(e.cost_micros == 0 for e in refused)
+
+
+def stored_event(org_id: int, n: int, cost: int, when: float) -> dict:
+    return {
+        "request_id": f"req_spent_{org_id}_{n}",
+        "time": when,
+        "organization_id": org_id,
+        "model": MODEL,
+        "status": 200,
+        "cost_micros": cost,
+    }
+
+
+def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_events(gw):
+    from datetime import UTC, datetime, timedelta
+
+    from usage.ingest import store_events
+
+    now = datetime.now(UTC)
+    last_month = spend.period_start(now) - timedelta(days=3)
+    store_events([
+        stored_event(gw.org.pk, 1, 3_000_000, now.timestamp()),
+        stored_event(gw.org.pk, 2, 1_000_000, spend.period_start(now).timestamp()),
+        stored_event(gw.org.pk, 3, 90_000_000, last_month.timestamp()),  # another month
+    ])  # fmt: skip
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=50_000_000)
+    assert counter_value(gw.org.pk) == 0  # Redis has no counter for this month
+    with gw.client() as client:
+        message = client.messages.create(
+            model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    events = events_for(gw.org.pk, 4)
+    assert counter_value(gw.org.pk) == 4_000_000 + price_usage(MODEL, message.usage.model_dump())
+    assert events[-1].status == 200
+
+
+def test_the_rebuilt_counter_enforces_the_cap(gw):
+    from datetime import UTC, datetime
+
+    from usage.ingest import store_events
+
+    store_events([stored_event(gw.org.pk, 1, 5_000_000, datetime.now(UTC).timestamp())])
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=5_000_000)
+    with gw.client() as client, pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(
+            model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert "monthly spend limit of $5.00" in refused.value.message
+    assert counter_value(gw.org.pk) == 5_000_000
+
+
+def test_concurrent_rebuilds_of_one_counter_count_the_events_once(gw):
+    from datetime import UTC, datetime
+
+    from usage.ingest import store_events
+
+    store_events([stored_event(gw.org.pk, 1, 2_000_000, datetime.now(UTC).timestamp())])
+
+    async def rebuild_many() -> list[int]:
+        return await asyncio.gather(*(spend.rebuild_counter(gw.org.pk) for _ in range(20)))
+
+    values = asyncio.run(rebuild_many())
+    assert values == [2_000_000] * 20
+    assert counter_value(gw.org.pk) == 2_000_000

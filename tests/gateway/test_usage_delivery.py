@@ -108,23 +108,27 @@ def test_spool_is_replayed_when_redis_returns(settings, tmp_path, world):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     local = UsagePublisher()
     local._spooled = False
-    events = [usage_event(world.org.pk, i) for i in range(5)]
+    events = [usage_event(world.org.pk, i) for i in range(10)]
     counter = f"{settings.GATEWAY_REDIS_NAMESPACE}spend-test"
-    for event in events:
-        local._queue.append((event, (counter, -10)))
+    lost = f"{settings.GATEWAY_REDIS_NAMESPACE}spend-lost"
+    for i, event in enumerate(events):
+        local._queue.append((event, (counter if i < 5 else lost, -10)))
     local.flush()
-    assert local.spooled == 5
-    assert len((tmp_path / "spool").glob("*.jsonl").__next__().read_bytes().splitlines()) == 5
+    assert local.spooled == 10
+    assert len((tmp_path / "spool").glob("*.jsonl").__next__().read_bytes().splitlines()) == 10
     settings.REDIS_URL = events_redis_url()
+    from apikeys import hotpath
+
+    hotpath.client().set(counter, 1000)
     local._down_until = 0
     local.flush()
     assert not list((tmp_path / "spool").glob("*.jsonl"))
     drain(consumer="tests")
-    assert UsageEvent.objects.filter(organization_id=world.org.pk).count() == 5
-    # Counter adjustments (spend settlements) waited in memory and were applied once.
-    from apikeys import hotpath
-
-    assert int(hotpath.client().get(counter)) == -50
+    assert UsageEvent.objects.filter(organization_id=world.org.pk).count() == 10
+    # Counter adjustments (spend settlements) waited in memory and were applied once, to the
+    # counter that exists; a counter Redis no longer has is not recreated from deltas.
+    assert int(hotpath.client().get(counter)) == 950
+    assert hotpath.client().get(lost) is None
 
 
 def test_a_batch_delivered_twice_is_stored_once(world):
