@@ -22,12 +22,12 @@ moments around a Redis loss the cap is approximate by that much. Settling adjust
 if it exists, so a settlement never recreates a lost counter at a wrong value.
 
 The maximum cost of a request (`max_cost_micros`):
-    max_tokens × output price  +  ceil(body bytes / 3) × input price
+    max_tokens × output price  +  ceil(body bytes / 3) × the dearest input price
 Output cannot exceed max_tokens. For input, English text averages ~4 bytes per token and the JSON
-around it adds bytes that are no tokens, so one token per 3 body bytes is a generous bound; cache
-writes (1.25 × input price) fit in that slack and images cost far fewer tokens than their base64
-bytes. Text that tokenizes densely (some scripts, long digit runs) could exceed it: settling then
-counts the true cost and logs the overrun.
+around it adds bytes that are no tokens, so one token per 3 body bytes is a generous bound, each
+priced as a 1-hour cache write (2 × input, the dearest way to send a token); images cost far fewer
+tokens than their base64 bytes. Text that tokenizes densely (some scripts, long digit runs)
+could exceed it: settling then counts the true cost and logs the overrun.
 
 Limits are read through an in-process cache (`LIMIT_TTL` seconds): an organization without an
 enabled limit costs no Redis round trip at all. If Redis cannot be reached, the request is
@@ -164,7 +164,9 @@ def max_cost_micros(model: str, max_tokens: int, body_bytes: int) -> int:
     if price is None:
         return 0
     input_bound = math.ceil(body_bytes / BYTES_PER_TOKEN_BOUND)
-    return pricing.to_micros(price.output * max_tokens + price.input * input_bound)
+    # Any input token costs at most the dearest way of reading it (a 1-hour cache write).
+    dearest_input = max(price.input, price.cache_write, price.cache_write_1h)
+    return pricing.to_micros(price.output * max_tokens + dearest_input * input_bound)
 
 
 def _dollars(micros: int) -> str:

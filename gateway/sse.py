@@ -32,6 +32,11 @@ def take_usage(usage: dict, into: dict[str, int]) -> str | None:
         value = usage.get(name)
         if isinstance(value, int):
             into[name] = value
+    creation = usage.get("cache_creation")  # {"ephemeral_5m_input_tokens", "ephemeral_1h_..."}
+    if isinstance(creation, dict):
+        value = creation.get("ephemeral_1h_input_tokens")
+        if isinstance(value, int):
+            into["cache_creation_1h_input_tokens"] = value
     tier = usage.get("service_tier")
     return tier if isinstance(tier, str) else None
 

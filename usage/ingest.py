@@ -39,6 +39,7 @@ _INT_FIELDS = (
     "input_tokens",
     "output_tokens",
     "cache_creation_input_tokens",
+    "cache_creation_1h_input_tokens",
     "cache_read_input_tokens",
     "cost_micros",
 )

@@ -24,6 +24,8 @@ class UsageEvent(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     cache_creation_input_tokens = models.PositiveBigIntegerField(default=0)
+    # Of cache_creation_input_tokens, those written with the 1-hour TTL (priced higher).
+    cache_creation_1h_input_tokens = models.PositiveBigIntegerField(default=0)
     cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
     service_tier = models.CharField(max_length=32, blank=True, default="")
     cost_micros = models.BigIntegerField(default=0, help_text="Integer micro-dollars.")
@@ -50,7 +52,12 @@ class ModelPrice(models.Model):
     effective_from = models.DateTimeField()
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
-    cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_write_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, help_text="5-minute cache writes (1.25 × input)."
+    )
+    cache_write_1h_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, help_text="1-hour cache writes (2 × input)."
+    )
     cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
 
     class Meta:

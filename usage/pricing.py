@@ -34,8 +34,9 @@ class Price:
     effective_from: float  # unix time
     input: Decimal
     output: Decimal
-    cache_write: Decimal
+    cache_write: Decimal  # 5-minute TTL
     cache_read: Decimal
+    cache_write_1h: Decimal
 
 
 _lock = threading.Lock()
@@ -56,6 +57,7 @@ def _load() -> None:
             p.output_per_mtok,
             p.cache_write_per_mtok,
             p.cache_read_per_mtok,
+            p.cache_write_1h_per_mtok,
         )
         for p in ModelPrice.objects.all()
     ]
@@ -133,10 +135,13 @@ def price_usage(model: str, usage: Mapping[str, int], at: datetime | float | Non
     price = price_for(model, at)
     if price is None:
         return 0
+    written = usage.get("cache_creation_input_tokens", 0)
+    written_1h = min(usage.get("cache_creation_1h_input_tokens", 0), written)
     micros = (
         price.input * usage.get("input_tokens", 0)
         + price.output * usage.get("output_tokens", 0)
-        + price.cache_write * usage.get("cache_creation_input_tokens", 0)
+        + price.cache_write * (written - written_1h)
+        + price.cache_write_1h * written_1h
         + price.cache_read * usage.get("cache_read_input_tokens", 0)
     )
     return to_micros(micros)

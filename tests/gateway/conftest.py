@@ -97,11 +97,25 @@ def mint_key(membership, workspace, name="test key"):
 
 
 def seed_prices() -> None:
-    """The price rows of the data migration (transactional tests truncate every table)."""
-    from django.apps import apps
+    """The price rows of the data migrations (transactional tests truncate every table)."""
+    from decimal import Decimal
 
-    seed = importlib.import_module("usage.migrations.0002_seed_model_prices").seed
-    seed(apps, None)
+    from usage.models import ModelPrice
+
+    listed = importlib.import_module("usage.migrations.0002_seed_model_prices")
+    one_hour = importlib.import_module("usage.migrations.0003_cache_write_1h")
+    for model, (inp, out, write, read) in listed.PRICES.items():
+        ModelPrice.objects.get_or_create(
+            model=model,
+            effective_from=listed.EFFECTIVE_FROM,
+            defaults={
+                "input_per_mtok": Decimal(inp),
+                "output_per_mtok": Decimal(out),
+                "cache_write_per_mtok": Decimal(write),
+                "cache_read_per_mtok": Decimal(read),
+                "cache_write_1h_per_mtok": Decimal(inp) * one_hour.ONE_HOUR_WRITE_FACTOR,
+            },
+        )
     pricing.invalidate()
 
 

@@ -68,6 +68,43 @@ def test_cache_tokens_are_recorded_for_create_and_stream(gw):
     assert read.output_tokens == second.usage.output_tokens
 
 
+def test_one_hour_cache_writes_are_recorded_and_priced_at_their_rate(gw):
+    from decimal import Decimal
+
+    from usage.pricing import price_for
+
+    system = [{**CACHED_SYSTEM[0], "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    question = [{"role": "user", "content": "Where is my parcel?"}]
+    with gw.client() as client:
+        message = client.messages.create(
+            model=MODEL, max_tokens=32, system=system, messages=question
+        )
+        with client.messages.stream(
+            model=MODEL,
+            max_tokens=32,
+            system=[{**system[0], "text": "Other rules. " * 60}],
+            messages=question,
+        ) as stream:
+            streamed = stream.get_final_message()  # fmt: skip
+    written = message.usage.cache_creation.ephemeral_1h_input_tokens
+    assert written == message.usage.cache_creation_input_tokens > 0
+    created, created_streamed = events_for(gw.org.pk, 2)
+    assert created.cache_creation_input_tokens == written
+    assert created.cache_creation_1h_input_tokens == written
+    assert created_streamed.stream
+    streamed_written = streamed.usage.cache_creation.ephemeral_1h_input_tokens
+    assert created_streamed.cache_creation_1h_input_tokens == streamed_written > 0
+    price = price_for(MODEL)
+    expected = (
+        price.input * message.usage.input_tokens
+        + price.output * message.usage.output_tokens
+        + price.input * 2 * written  # 1-hour writes cost twice the input price
+    )
+    assert created.cost_micros == int(expected.to_integral_value(rounding="ROUND_CEILING"))
+    assert price.cache_write_1h == price.input * 2 != price.cache_write
+    assert isinstance(expected, Decimal)
+
+
 def test_messages_stream_relays_text_and_final_message(gw):
     with (
         gw.client() as client,
