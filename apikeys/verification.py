@@ -25,6 +25,7 @@ database (`services.flush_last_used`). In `make run` (no beat: WEB_RUNS_BACKGROU
 listener runs that flush itself.
 """
 
+import asyncio
 import logging
 import math
 import os
@@ -50,6 +51,7 @@ VERSION_KEY = "apikeys:version"
 LAST_USED_KEY = "apikeys:last_used"
 
 CACHE_TTL = 10.0  # seconds a cached result may be used at most
+REFRESH_AHEAD = 2.0  # async callers renew a used entry this long before its TTL ends
 CACHE_MAX_ENTRIES = 100_000  # unknown keys are cached too: bound the memory a flood can take
 POLL_INTERVAL = 0.25  # the listener wakes at least this often
 VERSION_CHECK_INTERVAL = 1.0
@@ -305,19 +307,61 @@ def verify_key(raw: str) -> Verification:
     return _finish(found)
 
 
+# Async loads in flight, by key hash: (future, cache generation when it started).
+_inflight: dict[str, tuple[asyncio.Future, int]] = {}
+
+
+async def _aload(key_hash: str, generation: int) -> tuple[Verification, float]:
+    found = await sync_to_async(_load)(key_hash)
+    _cache.store(key_hash, (found[0], found[1], time.monotonic()), generation)
+    return found
+
+
+def _start_load(key_hash: str) -> asyncio.Future:
+    """One database load per key at a time ("single flight"): the requests of a busy key whose
+    entry expired wait for one query in asgiref's thread instead of queueing one each. A load
+    that began before an eviction (a revocation) is not joined: its answer may be stale."""
+    generation = _cache.generation
+    running = _inflight.get(key_hash)
+    if (
+        running is not None
+        and running[1] == generation
+        and running[0].get_loop() is asyncio.get_running_loop()
+    ):
+        return running[0]
+    future = asyncio.ensure_future(_aload(key_hash, generation))
+    _inflight[key_hash] = (future, generation)
+
+    def done(f: asyncio.Future, k: str = key_hash) -> None:
+        if _inflight.get(k, (None,))[0] is f:
+            del _inflight[k]
+        if not f.cancelled() and f.exception() is not None:
+            logger.warning("Loading an API key failed: %r", f.exception())
+
+    future.add_done_callback(done)
+    return future
+
+
 async def averify_key(raw: str) -> Verification:
-    """`verify_key` for async code: cache hits never leave the event loop's thread."""
+    """`verify_key` for async code: cache hits never leave the event loop's thread.
+
+    A busy key is refreshed ahead: in the last `REFRESH_AHEAD` seconds of its entry's TTL, one
+    background load renews it while requests go on using the entry, so its expiry never stalls
+    them. Revocations evict the entry and are unaffected."""
     malformed = _malformed(raw)
     if malformed is not None:
         return malformed
     key_hash = hash_key(raw)
     _cache.ensure_listener()
-    found = _cached(key_hash)
-    if found is None:
-        generation = _cache.generation
-        found = await sync_to_async(_load)(key_hash)
-        _cache.store(key_hash, (found[0], found[1], time.monotonic()), generation)
-    return _finish(found)
+    entry = _cache.entries.get(key_hash)
+    now = time.monotonic()
+    if entry is not None and now < _cache.healthy_until:
+        age = now - entry[2]
+        if age < CACHE_TTL:
+            if age >= CACHE_TTL - REFRESH_AHEAD:
+                _start_load(key_hash)
+            return _finish((entry[0], entry[1]))
+    return _finish(await asyncio.shield(_start_load(key_hash)))
 
 
 # -- announcements, for services -------------------------------------------------------------

@@ -147,6 +147,72 @@ def test_async_verification_gives_the_same_answers(world):
     assert unknown.failure == Failure.UNKNOWN
 
 
+def counting_loads(monkeypatch) -> list[str]:
+    """Wrap the real database load so a test can count how often it runs."""
+    loads: list[str] = []
+    real = verification._load
+
+    def load(key_hash):
+        loads.append(key_hash)
+        return real(key_hash)
+
+    monkeypatch.setattr(verification, "_load", load)
+    return loads
+
+
+def test_concurrent_misses_of_one_key_share_one_database_load(world, live_cache, monkeypatch):
+    import asyncio
+
+    issued = issue(world.member)
+    loads = counting_loads(monkeypatch)
+
+    async def burst():
+        return await asyncio.gather(*(averify_key(issued.plaintext) for _ in range(50)))
+
+    results = async_to_sync(burst)()
+    assert all(r.ok and r.context.key_id == issued.key.pk for r in results)
+    assert loads == [issued.key.key_hash]
+
+
+def test_a_busy_key_is_refreshed_ahead_of_its_ttl_without_waiting(world, live_cache, monkeypatch):
+    import asyncio
+
+    issued = issue(world.member)
+    loads = counting_loads(monkeypatch)
+    assert async_to_sync(averify_key)(issued.plaintext).ok
+    assert len(loads) == 1
+    ApiKey.objects.filter(pk=issued.key.pk).update(name="Renamed behind the cache's back")
+    monkeypatch.setattr(verification, "REFRESH_AHEAD", verification.CACHE_TTL)  # always "near"
+
+    async def burst():
+        first = await asyncio.gather(*(averify_key(issued.plaintext) for _ in range(20)))
+        for _ in range(100):  # let the one background refresh finish
+            if len(loads) == 2 and not verification._inflight:
+                break
+            await asyncio.sleep(0.01)
+        return first, await averify_key(issued.plaintext)
+
+    served, after = async_to_sync(burst)()
+    assert all(r.context.name == "Development" for r in served)  # from the entry, no waiting
+    assert len(loads) >= 2 and set(loads) == {issued.key.key_hash}
+    assert after.context.name == "Renamed behind the cache's back"
+
+
+def test_a_load_begun_before_a_revocation_is_not_joined_after_it(world, live_cache):
+    import asyncio
+
+    issued = issue(world.member)
+
+    async def race():
+        before = verification._start_load(issued.key.key_hash)
+        verification._cache.evict(issued.key.key_hash, from_message=False)  # a revocation
+        after = verification._start_load(issued.key.key_hash)
+        await asyncio.gather(before, after)
+        return before is after
+
+    assert async_to_sync(race)() is False
+
+
 def test_a_change_made_by_another_process_is_announced_through_redis(world, live_cache):
     """What another process's revocation looks like from here: a message on the channel."""
     issued = issue(world.member)
