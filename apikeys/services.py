@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass, field
 
 import redis
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -374,6 +376,8 @@ def _email_owner(key: ApiKey, template: str, *, now: dt.datetime) -> None:
         "days_left": max(0, (key.expires_at - now).days) if key.expires_at else None,
         "age_days": (now - key.created_at).days,
         "last_used_at": key.last_used_at,
+        "keys_url": settings.CONSOLE_BASE_URL
+        + reverse("apikeys:list", kwargs={"slug": key.organization.slug}),
     }
     subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
     text = render_to_string(f"{template}_body.txt", context)

@@ -53,6 +53,9 @@ def test_owner_is_emailed_a_week_before_a_key_expires_once(world, mailoutbox):
     assert "expires in 4 days" in message.subject or "expires in 5 days" in message.subject
     assert issued.key.display in message.body
     assert "Development" in message.alternatives[0][0]
+    keys_url = f"http://127.0.0.1:8000/o/{world.org.slug}/api-keys/"
+    assert f"Your organization's API keys: {keys_url}" in message.body
+    assert f'<a href="{keys_url}">' in message.alternatives[0][0]
     assert message.alternatives[0][1] == "text/html"
     assert key_hygiene()["notices"] == 0
     assert len(mailoutbox) == 1

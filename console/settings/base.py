@@ -15,6 +15,8 @@ DEBUG = env.bool("DEBUG", default=False)
 # The embedded default key is only good for `make run`; production settings refuse it.
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-demo-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# Where users reach the console: links in emails sent without a request (key reminders).
+CONSOLE_BASE_URL = env.str("CONSOLE_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import API_KEY_PEPPER, SECRET_KEY, UPSTREAM_KEY_ENCRYPTION_KEYS, env
+from .base import API_KEY_PEPPER, CONSOLE_BASE_URL, SECRET_KEY, UPSTREAM_KEY_ENCRYPTION_KEYS, env
 
 if SECRET_KEY.startswith("django-insecure") or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("Set SECRET_KEY to a long random value in production.")
@@ -13,6 +13,11 @@ if len(API_KEY_PEPPER) < 32:
 if not UPSTREAM_KEY_ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
         "Set UPSTREAM_KEY_ENCRYPTION_KEYS (Fernet keys, newest first) in production."
+    )
+
+if not CONSOLE_BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured(
+        "Set CONSOLE_BASE_URL to the console's https:// address (used in emails) in production."
     )
 
 DEBUG = False
