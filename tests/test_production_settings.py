@@ -20,7 +20,9 @@ def check_deploy(tmp_path=None, **overrides: str) -> subprocess.CompletedProcess
         ]  # fmt: skip
         env_file = tmp_path / "env"
         env_file.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in overrides.items())]))
-    env = {k: v for k, v in os.environ.items() if k not in {"CONSOLE_SETTINGS", "DEBUG"}}
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment has not.
+    dev_only = {"CONSOLE_SETTINGS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dev_only}
     env["CONSOLE_ENV_FILE"] = str(env_file)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
