@@ -4,7 +4,8 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
-from members.services import member_removing, workspace_access_lost
+from members.policy import can
+from members.services import member_removing, role_changed, workspace_access_lost
 from orgs.services import workspace_archiving
 
 from .services import (
@@ -19,6 +20,17 @@ from .services import (
 def revoke_keys_on_member_removal(sender, membership, actor, **kwargs):
     # Inside the removal's transaction: the keys go if and only if the member goes.
     revoke_keys_of_member(membership=membership, actor=actor)
+
+
+@receiver(role_changed, dispatch_uid="apikeys.revoke_on_role_without_keys")
+def revoke_keys_on_role_without_keys(sender, membership, old_role, actor, **kwargs):
+    # Billing-only holds no API keys: a member moved there keeps none working.
+    if not can(membership, "apikeys.create"):
+        revoke_keys_of_member(
+            membership=membership,
+            actor=actor,
+            reason=f"role changed to {membership.get_role_display()}",
+        )
 
 
 @receiver(workspace_access_lost, dispatch_uid="apikeys.revoke_on_workspace_access_lost")

@@ -250,14 +250,17 @@ def _revoke_each(keys, *, actor: User | None, reason: str) -> int:
 
 
 @transaction.atomic
-def revoke_keys_of_member(*, membership: Membership, actor: User | None) -> int:
-    """A member leaves the organization: their keys there stop working (audited by `actor`)."""
+def revoke_keys_of_member(
+    *, membership: Membership, actor: User | None, reason: str = "member removed"
+) -> int:
+    """A member leaves the organization, or takes a role that holds no keys (Billing-only):
+    their keys there stop working (audited by `actor`)."""
     keys = ApiKey.objects.filter(
         organization_id=membership.organization_id,
         owner_id=membership.user_id,
         revoked_at__isnull=True,
     )
-    return _revoke_each(keys, actor=actor, reason="member removed")
+    return _revoke_each(keys, actor=actor, reason=reason)
 
 
 @transaction.atomic

@@ -35,6 +35,9 @@ member_removing = Signal()
 # workspaces edited, or an Admin demoted), after the change. Apps above `members` (API keys)
 # connect to it to end the member's access there: kwargs membership, workspaces (lost), actor.
 workspace_access_lost = Signal()
+# Sent inside the role-change transaction, after the change. Apps above `members` connect to it
+# to end what the new role may no longer hold: kwargs membership, old_role, actor.
+role_changed = Signal()
 
 LAST_ADMIN_MESSAGE = "An organization needs at least one Admin. Make another member an Admin first."
 ROLE_MESSAGE = "Choose Admin, Member or Billing-only."
@@ -129,6 +132,7 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
     )
     # A demoted Admin no longer reaches every workspace.
     _announce_lost_workspaces(membership, reachable, actor=actor)
+    role_changed.send(sender=Membership, membership=membership, old_role=old_role, actor=actor)
     return membership
 
 

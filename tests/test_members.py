@@ -330,6 +330,39 @@ def test_a_demoted_admin_loses_keys_only_outside_the_workspaces_they_keep(world)
     assert event.after["reason"] == "workspace access removed"
 
 
+def test_a_member_moved_to_billing_only_keeps_no_api_key(client_for, world):
+    default = world.org.workspaces.get(is_default=True)
+    services.set_member_workspaces(
+        membership=world.member, workspaces=[world.workspace, default], actor=None
+    )
+    first = issue_key(world.member, world.workspace, "Development")
+    second = issue_key(world.member, default, "Default")
+    colleague = issue_key(world.admin, world.workspace, "Admin's")
+    response = client_for(world.admin).post(
+        members_url(world, "members:role", world.member.pk), {"role": Role.BILLING}
+    )
+    assert response.status_code == 302
+    assert verify_key(first.plaintext).failure == Failure.REVOKED
+    assert verify_key(second.plaintext).failure == Failure.REVOKED
+    assert verify_key(colleague.plaintext).ok
+    revocations = AuditEvent.objects.filter(action="apikey.revoked")
+    assert sorted(int(e.target_id) for e in revocations) == sorted([first.key.pk, second.key.pk])
+    assert {(e.actor_id, e.after["reason"]) for e in revocations} == {
+        (world.admin.user.pk, "role changed to Billing-only")
+    }
+    # Back to Member: nothing comes back, nothing more is revoked.
+    services.change_role(membership=world.member, role=Role.MEMBER, actor=world.admin.user)
+    assert verify_key(first.plaintext).failure == Failure.REVOKED
+    assert revocations.count() == 2
+
+
+def test_the_role_page_says_billing_only_revokes_keys(client_for, world):
+    page = client_for(world.admin).get(members_url(world, "members:role", world.member.pk))
+    assert (
+        "moving someone to Billing-only revokes every key they have here" in page.content.decode()
+    )
+
+
 # Removing members -----------------------------------------------------------------------------
 
 
