@@ -42,6 +42,8 @@ def _server_class():
             self.current_client.read_response = read_reply
 
     class Server(TcpFakeServer):
+        request_queue_size = 128  # socketserver's 5 refuses a burst of pooled connections
+
         def __init__(self, address, **kwargs) -> None:
             super().__init__(address, bind_and_activate=False, **kwargs)
             self.RequestHandlerClass = Handler
