@@ -21,8 +21,7 @@ HMAC and a dict lookup (see bench/bench_apikeys.py). Correctness of the cache re
 `last_used_at` is never written per request: a verified key is noted in memory, the listener thread
 copies the notes to a Redis hash (`HSET apikeys:last_used <key id> <unix time>`) at most once a
 minute per key and process, and the `flush_key_last_used` task (every minute) moves them into the
-database (`services.flush_last_used`). In `make run` (no beat: WEB_RUNS_BACKGROUND_WORK) the
-listener runs that flush itself.
+database (`services.flush_last_used`); in `make run` console/background.py runs that schedule.
 """
 
 import asyncio
@@ -37,8 +36,7 @@ from enum import StrEnum
 
 import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from . import hotpath
 from .keyformat import check_key_format, hash_key
@@ -57,7 +55,6 @@ POLL_INTERVAL = 0.25  # the listener wakes at least this often
 VERSION_CHECK_INTERVAL = 1.0
 HEALTHY_WINDOW = 2.0  # the cache is trusted this long after the listener last looped
 LAST_USED_INTERVAL = 60.0  # per key and process
-IN_PROCESS_FLUSH_INTERVAL = 60.0
 
 
 class Failure(StrEnum):
@@ -198,7 +195,7 @@ def _listen_once(cache: _KeyCache) -> None:
                 raise TimeoutError("No subscription confirmation from Redis")
         # Anything could have changed while we were not listening.
         cache.restart(int(client.get(VERSION_KEY) or 0))
-        last_check = last_flush = time.monotonic()
+        last_check = time.monotonic()
         while True:
             _drain(cache, pubsub, timeout=POLL_INTERVAL)
             now = time.monotonic()
@@ -212,9 +209,6 @@ def _listen_once(cache: _KeyCache) -> None:
             used = cache.take_used()
             if used:
                 client.hset(LAST_USED_KEY, mapping={str(k): int(v) for k, v in used.items()})
-            if settings.WEB_RUNS_BACKGROUND_WORK and now - last_flush >= IN_PROCESS_FLUSH_INTERVAL:
-                _flush_in_process()
-                last_flush = now
             cache.healthy_until = time.monotonic() + HEALTHY_WINDOW
     finally:
         cache.healthy_until = 0.0
@@ -228,18 +222,6 @@ def _drain(cache: _KeyCache, pubsub, *, timeout: float) -> None:
             data = message["data"]
             cache.evict(data.decode() if isinstance(data, bytes) else data, from_message=True)
         message = pubsub.get_message(timeout=0)
-
-
-def _flush_in_process() -> None:
-    """No beat (`make run`): the listener moves last-used stamps itself."""
-    from .services import flush_last_used
-
-    try:
-        flush_last_used()
-    except Exception:
-        logger.exception("Could not record when API keys were last used")
-    finally:
-        close_old_connections()
 
 
 def cache_is_live() -> bool:

@@ -3,7 +3,9 @@
 Paths under `/v1/` go to the gateway's lean ASGI app (gateway/app.py), which reuses the apps'
 services without Django's request handler; everything else goes to Django. Lifespan events go to
 the gateway (Django's handler does not speak lifespan): it opens nothing eagerly, and at shutdown
-closes its upstream connections and flushes queued usage events.
+closes its upstream connections and flushes queued usage events. Without a Celery worker and
+beat (`WEB_RUNS_BACKGROUND_WORK`), each web process runs that work in threads
+(console/background.py).
 """
 
 import os
@@ -13,7 +15,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
 from gateway.app import application as gateway_application  # noqa: E402  (needs Django set up)
+
+if settings.WEB_RUNS_BACKGROUND_WORK:  # `make run`: no Celery worker or beat
+    from console import background
+
+    background.start()
 
 
 async def application(scope, receive, send):

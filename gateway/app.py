@@ -194,18 +194,10 @@ class Gateway:
         return found
 
     async def startup(self) -> None:
-        from django.conf import settings
-
         # Django, the SDKs and their imports are a large, long-lived heap: freezing it keeps
         # full collections (tens of ms, a p99 spike under load) from walking it again and again.
         gc.collect()
         gc.freeze()
-
-        if settings.WEB_RUNS_BACKGROUND_WORK:
-            # `make run`: no Celery worker; the web processes drain the usage stream.
-            from usage.ingest import start_background_drain
-
-            start_background_drain()
 
     async def shutdown(self) -> None:
         for session in list(self._sessions.values()):
