@@ -6,20 +6,25 @@ actual cost afterwards, against the organization's monthly cap (`SpendLimit`).
     ...
     publisher().publish(event, counter=settlement(reservation, actual_micros))
 
-The counter is one Redis integer per organization and calendar month (UTC),
-`spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE), holding spent + reserved
-micro-dollars. `RESERVE_SCRIPT` checks and adds in one atomic step: a request is admitted while
-the counter is below the cap, so however many requests race, the counter overshoots the cap by
-less than one reservation; as a reservation is an upper bound of the actual cost, spent ≤ cap +
-the largest single reservation. Settling adds (actual − reserved), normally ≤ 0; it travels with
-the request's usage event (usage.stream), so until that flush (≤ 50 ms) the counter still holds
-the reservation, which errs on the side of the cap.
+The counter is one Redis hash per organization and calendar month (UTC),
+`spend:{org id}:{YYYY-MM}` (after settings.GATEWAY_REDIS_NAMESPACE): `total`, spent + reserved
+micro-dollars, and `epoch`, an id of this counter's life. `RESERVE_SCRIPT` checks and adds in one
+atomic step: a request is admitted while the total is below the cap, so however many requests
+race, it overshoots the cap by less than one reservation; as a reservation is an upper bound of
+the actual cost, spent ≤ cap + the largest single reservation. Settling adds (actual − reserved),
+normally ≤ 0; it travels with the request's usage event (usage.stream), so until that flush
+(≤ 50 ms) the counter still holds the reservation, which errs on the side of the cap.
 
 A counter Redis does not have (the first request of a month, or a Redis that lost its data) is
-rebuilt before the admission: set (SET NX) to the cost of the month's stored usage events. What
-it cannot know is what was in flight then (events not yet consumed, reservations held): for the
-moments around a Redis loss the cap is approximate by that much. Settling adjusts a counter only
-if it exists, so a settlement never recreates a lost counter at a wrong value.
+rebuilt before the admission, in a new epoch, at the cost of the month's stored usage events.
+Settlements apply only to the epoch they reserved in: a reservation made before the loss is not
+taken back from a counter that never held it (its cost reaches the next rebuild through its
+stored event). What a rebuild cannot see is what was in flight then (events not yet consumed):
+for the moments around a Redis loss the cap is approximate by that much.
+
+If Redis cannot be reached at reservation time, the request is admitted unreserved (epoch "*")
+and its actual cost is added to whatever counter exists when the settlement is applied: the
+gateway favours availability over the cap for the seconds Redis is away, and counts the spend.
 
 The maximum cost of a request (`max_cost_micros`):
     max_tokens × output price  +  ceil(body bytes / 3) × the dearest input price
@@ -30,15 +35,15 @@ tokens than their base64 bytes. Text that tokenizes densely (some scripts, long 
 could exceed it: settling then counts the true cost and logs the overrun.
 
 Limits are read through an in-process cache (`LIMIT_TTL` seconds): an organization without an
-enabled limit costs no Redis round trip at all. If Redis cannot be reached, the request is
-admitted and the failure logged: the gateway favours availability over the cap for the seconds
-Redis is away (the usage events still record every cost).
+enabled limit costs no Redis round trip at all.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,20 +66,31 @@ LIMIT_TTL = 5.0
 BYTES_PER_TOKEN_BOUND = 3
 COUNTER_TTL = 40 * 24 * 3600  # a month and a bit: old months expire by themselves
 
+# The counter is a hash {total: micro-dollars spent + reserved, epoch: id of this counter's life}.
 # KEYS[1] counter; ARGV[1] cap, ARGV[2] amount, ARGV[3] ttl
-#   → {1, counter after} admitted, {0, counter} refused, {-1, 0} no counter (rebuild it first)
+#   → {1, total after, epoch} admitted, {0, total, epoch} refused, {-1, 0, ""} no counter
 RESERVE_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if not current then
-  return {-1, 0}
+local v = redis.call('HMGET', KEYS[1], 'total', 'epoch')
+if not v[1] then
+  return {-1, 0, ''}
 end
-current = tonumber(current)
+local current = tonumber(v[1])
 if current >= tonumber(ARGV[1]) then
-  return {0, current}
+  return {0, current, v[2]}
 end
-local after = redis.call('INCRBY', KEYS[1], ARGV[2])
+local after = redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, after}
+return {1, after, v[2]}
+"""
+
+# KEYS[1] counter; ARGV[1] total, ARGV[2] epoch, ARGV[3] ttl → 1 created, 0 it exists already
+CREATE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'epoch', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
 
@@ -88,6 +104,7 @@ class CapReached(Exception):
 class Reservation:
     counter: str
     amount: int
+    epoch: str  # the counter's life it was reserved in; "*" when Redis could not be asked
 
 
 # -- limits, cached in the process -----------------------------------------------------------
@@ -196,16 +213,19 @@ _month_spend = HotCache(_load_month_spend, ttl=0.0, max_age=0.0)
 
 
 async def rebuild_counter(organization_id: int, now: datetime | None = None) -> int:
-    """Set a missing counter to the month's stored spend (SET NX: a counter another process has
-    rebuilt, or reserved against, meanwhile is left alone). Returns the counter's value."""
+    """Create a missing counter at the month's stored spend, in a new epoch (a counter another
+    process has rebuilt, or reserved against, meanwhile is left alone). Returns its total.
+    Settlements of reservations made in an earlier epoch no longer apply to it: the stored
+    events it was built from already hold their actual cost."""
     now = now or datetime.now(UTC)
     key = counter_key(organization_id, now)
     spent = await _month_spend.get((organization_id, f"{now:%Y-%m}"))
     client = _client()
-    if await client.set(key, spent, nx=True, ex=COUNTER_TTL):
+    epoch = secrets.token_hex(6)
+    if await client.eval(CREATE_SCRIPT, 1, key, spent, epoch, COUNTER_TTL):
         logger.info("Spend counter %s rebuilt from usage events: %d micro-dollars", key, spent)
         return spent
-    return int(await client.get(key) or 0)
+    return int(await client.hget(key, "total") or 0)
 
 
 async def reserve(
@@ -219,17 +239,21 @@ async def reserve(
     amount = max_cost_micros(model, max_tokens, body_bytes)
     now = datetime.now(UTC)
     key = counter_key(organization_id, now)
+    # Admitted without a reservation (Redis away, or the counter gone again at once): the
+    # actual cost is still added to whatever counter exists when the settlement is applied.
+    unreserved = Reservation(key, 0, "*")
     try:
-        admitted, _after = await _reserve_script()(keys=[key], args=[cap, amount, COUNTER_TTL])
+        args = [cap, amount, COUNTER_TTL]
+        admitted, _after, epoch = await _reserve_script()(keys=[key], args=args)
         if admitted == -1:  # a new month, or a Redis that lost its data: count from the events
             await rebuild_counter(organization_id, now)
-            admitted, _after = await _reserve_script()(keys=[key], args=[cap, amount, COUNTER_TTL])
-    except (redis.RedisError, OSError, DatabaseError):
-        logger.exception("Spend counter unavailable: request admitted without a reservation")
-        return None
-    if admitted == -1:  # gone again at once (a flush in between): admit, as for a Redis outage
+            admitted, _after, epoch = await _reserve_script()(keys=[key], args=args)
+    except (redis.RedisError, OSError, DatabaseError) as exc:
+        _log_unavailable(exc)
+        return unreserved
+    if admitted == -1:
         logger.error("Spend counter %s vanished while rebuilt: admitted unreserved", key)
-        return None
+        return unreserved
     if not admitted:
         reset = period_reset(now)
         raise CapReached(
@@ -237,22 +261,34 @@ async def reserve(
             f"Requests will be accepted again when the limit resets on "
             f"{reset:%Y-%m-%d at %H:%M} UTC, or when an Admin raises the limit."
         )
-    return Reservation(key, amount)
+    return Reservation(key, amount, epoch.decode() if isinstance(epoch, bytes) else epoch)
 
 
-def settlement(reservation: Reservation | None, actual_micros: int) -> tuple[str, int] | None:
-    """The counter adjustment that replaces the reservation by the actual cost: (key, delta),
-    delta = actual − reserved (≤ 0 with a sound bound). The gateway hands it to the usage
-    publisher, which applies it with the request's usage event, off the event loop."""
+def settlement(reservation: Reservation | None, actual_micros: int) -> tuple[str, int, str] | None:
+    """The counter adjustment that replaces the reservation by the actual cost: (key, delta,
+    epoch), delta = actual − reserved (≤ 0 with a sound bound). The gateway hands it to the
+    usage publisher, which applies it with the request's usage event, off the event loop."""
     if reservation is None:
         return None
     delta = actual_micros - reservation.amount
-    if delta > 0:  # cannot happen with a sound bound; if it does, count the truth
+    if delta > 0 and reservation.amount:  # not with a sound bound; if it does, count the truth
         logger.warning("Actual cost exceeded the reservation for %s", reservation.counter)
-    return (reservation.counter, delta)
+    return (reservation.counter, delta, reservation.epoch)
 
 
 async def spent_micros(organization_id: int) -> int:
     """Spent + reserved this month, as the counter holds it."""
-    value = await _client().get(counter_key(organization_id))
+    value = await _client().hget(counter_key(organization_id), "total")
     return int(value or 0)
+
+
+_last_unavailable_log = 0.0
+
+
+def _log_unavailable(exc: Exception) -> None:
+    """One line every 10 s while the counter is unreachable, not a traceback per request."""
+    global _last_unavailable_log
+    now = time.monotonic()
+    if now - _last_unavailable_log >= 10:
+        _last_unavailable_log = now
+        logger.error("Spend counter unavailable, requests admitted unreserved: %r", exc)

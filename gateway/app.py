@@ -27,11 +27,12 @@ import gc
 import logging
 import random
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import orjson
@@ -42,7 +43,7 @@ from usage.stream import publisher
 
 from . import auth, routing
 from .errors import GatewayError, error_body, sse_error_event
-from .sse import StreamUsage, take_usage
+from .sse import MODEL_ID, StreamUsage, error_type_of, model_of, take_usage
 
 logger = logging.getLogger("gateway")
 
@@ -57,9 +58,12 @@ DEFAULT_VERSION = b"2023-06-01"
 CONNECT_TIMEOUT = 10.0
 
 # Response headers of the upstream that reach the client.
-_FORWARDED = frozenset({b"content-type", b"request-id", b"retry-after", b"x-should-retry"})
+_FORWARDED = frozenset(
+    {b"content-type", b"content-encoding", b"request-id", b"retry-after", b"x-should-retry"}
+)
 _RATELIMIT = b"anthropic-ratelimit-"
 _JSON = (b"content-type", b"application/json")
+LIST_PARAMS = frozenset({"limit", "before_id", "after_id"})
 
 stats: Counter[str] = Counter()  # refusals that are not usage events, by reason
 
@@ -74,6 +78,48 @@ def new_request_id() -> str:
     # needs no secrecy, so the module's generator (reseeded in forked children) replaces
     # os.urandom, a system call per request (~2 % of a worker's time under load).
     return f"req_gw_{time.time_ns() // 1000:014x}{random.getrandbits(48):012x}"
+
+
+def decoded(payload: bytes, encoding: str | None) -> bytes | None:
+    """The body without its content-encoding (gzip, deflate); None if it cannot be read."""
+    if not encoding or encoding == "identity":
+        return payload
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:  # gzip or zlib header; bounded, so a small bomb cannot fill the memory
+            inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+            body = inflater.decompress(payload, MAX_BODY_BYTES)
+        except zlib.error:
+            return None
+        return None if inflater.unconsumed_tail else body
+    logger.warning("Upstream answered in %s encoding: not metered", encoding)
+    return None
+
+
+def model_id_of(scope: Scope) -> str | None:
+    """The model id of `GET /v1/models/{id}` (None for the list), as a plain id. The path goes
+    upstream with the organization's key, so nothing but an id may ride in it: no encoded
+    slash, dot-segment or query (`..%2Fmessages%2Fbatches` would reach another endpoint)."""
+    path: str = scope["path"]
+    if path in ("/v1/models", "/v1/models/"):
+        return None
+    model = path[len("/v1/models/") :]
+    raw = scope.get("raw_path")
+    if not MODEL_ID.fullmatch(model) or (raw is not None and raw != path.encode("ascii")):
+        raise GatewayError("not_found_error", "Model not found: that is not a model id.")
+    return model
+
+
+def list_query(scope: Scope) -> str:
+    """Anthropic's paging parameters of the models list, re-encoded; anything else dropped."""
+    query = scope.get("query_string") or b""
+    if not query:
+        return ""
+    pairs = [
+        (name, value)
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=False)
+        if name in LIST_PARAMS and len(value) <= 128
+    ]
+    return "?" + urlencode(pairs) if pairs else ""
 
 
 def filter_model_list(payload: bytes, route: routing.Route) -> bytes:
@@ -240,6 +286,15 @@ class Gateway:
 
         async def respond_error(error: GatewayError) -> None:
             meter.fail(error.status, error.error_type)
+            if state.get("open_stream"):  # mid-stream: end it the way Anthropic does
+                state["open_stream"] = False
+                try:
+                    event = sse_error_event(error.error_type, error.message)
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
+                except Exception as exc:  # the client is gone: nothing left to tell
+                    logger.info("Could not end stream %s: %r", meter.request_id, exc)
+                return
             if state["started"]:
                 return
             state["started"] = True
@@ -273,21 +328,26 @@ class Gateway:
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, meter: Meter, state: dict, endpoint: str
     ) -> None:
-        raw_key = version = beta = content_type = content_length = None
+        raw_key = bearer = version = content_type = content_length = None
+        betas: list[bytes] = []
         for name, value in scope["headers"]:
             if name == b"x-api-key":
-                raw_key = value
-            elif name == b"authorization" and raw_key is None:
-                if value[:7].lower() == b"bearer ":
-                    raw_key = value[7:].strip()
+                raw_key = value.strip()
+            elif name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    bearer = token.strip()
             elif name == b"anthropic-version":
                 version = value
             elif name == b"anthropic-beta":
-                beta = value
+                betas.append(value)  # repeated headers mean a list, as a comma-joined one
             elif name == b"content-type":
                 content_type = value
             elif name == b"content-length":
                 content_length = value
+
+        raw_key = raw_key or bearer  # x-api-key first, as Anthropic's API
+        beta = b",".join(betas) if betas else None
 
         # Authentication first: nothing else is said to a caller without a valid key.
         if not raw_key:
@@ -321,21 +381,18 @@ class Gateway:
         body = b""
         listed_for: routing.Route | None = None
         if endpoint == "models":
-            path = scope["path"]
-            if route.allowed_models:
-                if path.startswith("/v1/models/"):
-                    model = unquote(path[len("/v1/models/") :])
-                    meter.model = model[:128]
-                    if not route.allows(model):
-                        raise GatewayError(
-                            "permission_error",
-                            f"The model {model} is not allowed in this workspace.",
-                        )
-                else:
-                    listed_for = route  # the list shows this workspace's models only
-            url = upstream.base_url + path
-            if scope.get("query_string"):
-                url += "?" + scope["query_string"].decode("latin-1")
+            model = model_id_of(scope)
+            if model is None:  # the list: this workspace's models only, Anthropic's paging
+                if route.allowed_models:
+                    listed_for = route
+                url = upstream.base_url + "/v1/models" + list_query(scope)
+            else:
+                meter.model = model
+                if not route.allows(model):
+                    raise GatewayError(
+                        "permission_error", f"The model {model} is not allowed in this workspace."
+                    )
+                url = upstream.base_url + "/v1/models/" + model
         else:
             body = await self.read_body(receive, content_type, content_length)
             request = self.parse(body, endpoint)
@@ -369,11 +426,15 @@ class Gateway:
         headers = {
             "x-api-key": upstream.api_key,
             "anthropic-version": (version or DEFAULT_VERSION).decode("latin-1"),
+            # Without it any encoding is acceptable (RFC 9110): the answer must stay readable
+            # for metering, and the client gets what it would get from the API.
+            "accept-encoding": "identity",
         }
         if beta:
             headers["anthropic-beta"] = beta.decode("latin-1")
         for value in headers.values():
-            if not value.isprintable():  # control characters: never forwarded upstream
+            # Printable ASCII only: control characters and non-ASCII bytes are never forwarded.
+            if not (value.isascii() and value.isprintable()):
                 raise GatewayError("invalid_request_error", "Invalid characters in a header.")
         if body:
             headers["content-type"] = "application/json"
@@ -437,6 +498,10 @@ class Gateway:
             raise GatewayError("invalid_request_error", "model: Field required")
         if not isinstance(model, str) or not model or len(model) > 128:
             raise GatewayError("invalid_request_error", "model: Input should be a valid string")
+        if not MODEL_ID.fullmatch(model):
+            raise GatewayError(
+                "invalid_request_error", "model: Input should be a model id (claude-sonnet-4-5)"
+            )
         messages = request.get("messages")
         if messages is None:
             raise GatewayError("invalid_request_error", "messages: Field required")
@@ -497,14 +562,18 @@ class Gateway:
                     await self.relay_stream(response, out, meter, state, send, watcher)
                     return
                 payload = await response.read()
-                if listed_for is not None and status == 200:
-                    payload = filter_model_list(payload, listed_for)
+                # Asked for identity; an upstream that compresses anyway is relayed as it
+                # answered (its content-encoding forwarded) and metered from a decoded copy.
+                readable = decoded(payload, response.headers.get("content-encoding"))
+                if listed_for is not None and status == 200 and readable is not None:
+                    payload = readable = filter_model_list(readable, listed_for)
+                    out = [h for h in out if h[0] != b"content-encoding"]
                 out.append((b"content-length", b"%d" % len(payload)))
                 state["started"] = True
                 await send({"type": "http.response.start", "status": status, "headers": out})
                 await send({"type": "http.response.body", "body": payload})
                 meter.status = status
-                self.note_json(payload, status, meter)
+                self.note_json(readable if readable is not None else b"", status, meter)
                 if watcher is not None and watcher.done():
                     meter.error_type = meter.error_type or "client_disconnected"
                     meter.status = 499
@@ -521,6 +590,7 @@ class Gateway:
         if not state["started"]:
             raise error
         # Mid-stream: the status is sent; tell the client the way Anthropic does, then end.
+        state["open_stream"] = False
         meter.fail(error.status, error.error_type)
         await send(
             {
@@ -545,17 +615,14 @@ class Gateway:
         if not isinstance(data, dict):
             return
         if status != 200:
-            error = data.get("error")
-            meter.error_type = (error.get("type") if isinstance(error, dict) else "") or "api_error"
+            meter.error_type = error_type_of(data.get("error"))
             return
         if meter.endpoint != "messages":
             return
         usage = data.get("usage")
         if isinstance(usage, dict):
             meter.service_tier = take_usage(usage, meter.usage) or meter.service_tier
-        model = data.get("model")
-        if isinstance(model, str) and model:
-            meter.model = model
+        meter.model = model_of(data.get("model")) or meter.model
 
     @staticmethod
     async def relay_stream(
@@ -566,7 +633,7 @@ class Gateway:
         send: Send,
         watcher: asyncio.Future | None,
     ) -> None:
-        state["started"] = True
+        state["started"] = state["open_stream"] = True
         meter.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         parser = StreamUsage()
@@ -585,6 +652,7 @@ class Gateway:
                 meter.service_tier = parser.service_tier
             if parser.error_type and meter.status == 200:
                 meter.error_type = parser.error_type
+        state["open_stream"] = False
         await send({"type": "http.response.body", "body": b""})
 
 

@@ -9,7 +9,19 @@ prefix check, without JSON decoding.
 
 from __future__ import annotations
 
+import logging
+import re
+
 import orjson
+
+logger = logging.getLogger(__name__)
+
+# What a model id looks like (claude-sonnet-4-5-20250929, anthropic.claude-v2:1): nothing that
+# could change a URL path or break a stored row.
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_ERROR_TYPE = re.compile(r"[a-z_]{1,64}")
+_TIER = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_TOKEN_COUNT = 10**12  # beyond any request: a count above it is the upstream's mistake
 
 _START = b"event: message_start"
 _DELTA = b"event: message_delta"
@@ -30,15 +42,29 @@ def take_usage(usage: dict, into: dict[str, int]) -> str | None:
     Shared by JSON answers and stream events (whose later counts replace earlier ones)."""
     for name in USAGE_FIELDS:
         value = usage.get(name)
-        if isinstance(value, int):
+        if _count(value):
             into[name] = value
     creation = usage.get("cache_creation")  # {"ephemeral_5m_input_tokens", "ephemeral_1h_..."}
     if isinstance(creation, dict):
         value = creation.get("ephemeral_1h_input_tokens")
-        if isinstance(value, int):
+        if _count(value):
             into["cache_creation_1h_input_tokens"] = value
     tier = usage.get("service_tier")
-    return tier if isinstance(tier, str) else None
+    return tier if isinstance(tier, str) and _TIER.fullmatch(tier) else None
+
+
+def _count(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TOKEN_COUNT
+
+
+def model_of(value) -> str | None:
+    """`value` if it is a model id, else None (an upstream's answer is not trusted blindly)."""
+    return value if isinstance(value, str) and MODEL_ID.fullmatch(value) else None
+
+
+def error_type_of(error) -> str:
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) and _ERROR_TYPE.fullmatch(kind) else "api_error"
 
 
 def _data(event: bytes) -> dict | None:
@@ -72,7 +98,10 @@ class StreamUsage:
             if end < 0:
                 break
             if buffer.startswith(_WANTED, start):
-                self._event(buffer[start:end])
+                try:
+                    self._event(buffer[start:end])
+                except Exception:  # metering must never break the relay
+                    logger.warning("Unreadable stream event: %r", buffer[start:end][:200])
             start = end + 2
         self._buffer = buffer[start:] if start < len(buffer) else b""
 
@@ -82,13 +111,15 @@ class StreamUsage:
             return
         kind = data.get("type")
         if kind == "message_start":
-            message = data.get("message") or {}
-            self.model = message.get("model") or self.model
-            self._take(message.get("usage") or {})
+            message = data.get("message")
+            if isinstance(message, dict):
+                self.model = model_of(message.get("model")) or self.model
+                self._take(message.get("usage"))
         elif kind == "message_delta":
-            self._take(data.get("usage") or {})
+            self._take(data.get("usage"))
         elif kind == "error":
-            self.error_type = (data.get("error") or {}).get("type") or "api_error"
+            self.error_type = error_type_of(data.get("error"))
 
-    def _take(self, usage: dict) -> None:
-        self.service_tier = take_usage(usage, self.usage) or self.service_tier
+    def _take(self, usage) -> None:
+        if isinstance(usage, dict):
+            self.service_tier = take_usage(usage, self.usage) or self.service_tier

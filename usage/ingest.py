@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import orjson
 import redis
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 
 from apikeys import hotpath
 
@@ -45,6 +45,11 @@ _INT_FIELDS = (
 )
 
 
+def dead_letter_key() -> str:
+    """Events the database refused, with the reason (`XRANGE` it; replay after a fix)."""
+    return stream_key() + ":refused"
+
+
 def ensure_group(client) -> None:
     """Create the consumer group (and the stream) unless they exist: one cheap call a batch,
     so a flushed or restarted Redis needs no restart of the consumers."""
@@ -55,37 +60,69 @@ def ensure_group(client) -> None:
             raise
 
 
+_MAX_INT = 2**63 - 1
+
+
+def _text(value, limit: int) -> str:
+    """A value as it may be stored: text, no NUL (PostgreSQL refuses it), at most `limit`."""
+    return ("" if value is None else str(value)).replace("\x00", "")[:limit]
+
+
+def _int(value, limit: int = _MAX_INT) -> int:
+    try:
+        return min(max(0, int(value or 0)), limit)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def event_row(event: dict) -> UsageEvent:
+    """The row of an event, every field made storable (an upstream or a client controls some of
+    them: a NUL or an overlong string must not stop the batch it arrives in)."""
+    workspace_id, api_key_id = event.get("workspace_id"), event.get("api_key_id")
     row = UsageEvent(
-        request_id=event["request_id"],
-        upstream_request_id=(event.get("upstream_request_id") or "")[:128],
-        created_at=datetime.fromtimestamp(event["time"], tz=UTC),
-        organization_id=event["organization_id"],
-        workspace_id=event.get("workspace_id"),
-        api_key_id=event.get("api_key_id"),
-        endpoint=event.get("endpoint") or "messages",
-        model=(event.get("model") or "")[:128],
+        request_id=_text(event["request_id"], 64),
+        upstream_request_id=_text(event.get("upstream_request_id"), 128),
+        created_at=datetime.fromtimestamp(float(event["time"]), tz=UTC),
+        organization_id=int(event["organization_id"]),
+        workspace_id=None if workspace_id is None else _int(workspace_id),
+        api_key_id=None if api_key_id is None else _int(api_key_id),
+        endpoint=_text(event.get("endpoint"), 32) or "messages",
+        model=_text(event.get("model"), 128),
         stream=bool(event.get("stream")),
-        status=event["status"],
-        error_type=event.get("error_type") or "",
-        service_tier=event.get("service_tier") or "",
-        latency_ms=event.get("latency_ms") or 0.0,
+        status=_int(event.get("status"), 32767),
+        error_type=_text(event.get("error_type"), 64),
+        service_tier=_text(event.get("service_tier"), 32),
+        latency_ms=float(event.get("latency_ms") or 0.0),
     )
     for name in _INT_FIELDS:
-        setattr(row, name, max(0, int(event.get(name) or 0)))
+        setattr(row, name, _int(event.get(name)))
     return row
 
 
-def store_events(events: list[dict]) -> int:
-    """Insert events, skipping request ids already stored. Returns the number given."""
-    rows = [event_row(e) for e in events]
-    with transaction.atomic():
-        UsageEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    return len(rows)
+def store_events(events: list[dict]) -> list[tuple[dict, str]]:
+    """Insert events, skipping request ids already stored, in one transaction. If the batch
+    fails, each event is inserted on its own (a savepoint each) so one bad event cannot hold
+    back the others. Returns the events that could not be stored, with the reason."""
+    try:
+        rows = [event_row(e) for e in events]
+        with transaction.atomic():
+            UsageEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        return []
+    except (DatabaseError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        logger.warning("Usage batch of %d refused (%r): storing one by one", len(events), exc)
+    refused = []
+    for event in events:
+        try:
+            row = event_row(event)
+            with transaction.atomic():
+                UsageEvent.objects.bulk_create([row], ignore_conflicts=True)
+        except (DatabaseError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            refused.append((event, repr(exc)[:500]))
+    return refused
 
 
-def _decode(entries) -> tuple[list, list[dict]]:
-    ids, events = [], []
+def _decode(entries) -> tuple[list, list[dict], list[bytes]]:
+    ids, events, unreadable = [], [], []
     for entry_id, fields in entries:
         ids.append(entry_id)
         payload = fields.get(FIELD) or fields.get(FIELD.decode())
@@ -94,8 +131,8 @@ def _decode(entries) -> tuple[list, list[dict]]:
         try:
             events.append(orjson.loads(payload))
         except orjson.JSONDecodeError:
-            logger.error("Unreadable usage event %s skipped", entry_id)
-    return ids, events
+            unreadable.append(payload)
+    return ids, events, unreadable
 
 
 def ingest_batch(*, consumer: str, client=None, count: int = BATCH, block_ms: int | None = None):
@@ -118,11 +155,17 @@ def ingest_batch(*, consumer: str, client=None, count: int = BATCH, block_ms: in
         return 0  # the stream was deleted (a flushed Redis) since ensure_group: next round
     if not entries:
         return 0
-    ids, events = _decode(entries)
+    ids, events, unreadable = _decode(entries)
     valid = [e for e in events if isinstance(e, dict) and e.get("request_id")]
-    if valid:
-        store_events(valid)
+    refused = store_events(valid) if valid else []
+    refused += [(e, "not an event") for e in events if e not in valid]
     pipe = client.pipeline(transaction=False)
+    for event, reason in refused:  # kept, for an operator to look at: never dropped silently
+        logger.error("Usage event could not be stored (%s): %.200r", reason, event)
+        pipe.xadd(dead_letter_key(), {FIELD: orjson.dumps(event), b"reason": reason})
+    for payload in unreadable:
+        logger.error("Unreadable usage event: %.200r", payload)
+        pipe.xadd(dead_letter_key(), {FIELD: payload, b"reason": "unreadable"})
     pipe.xack(stream, GROUP, *ids)
     pipe.xdel(stream, *ids)
     pipe.execute()

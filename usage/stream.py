@@ -14,11 +14,12 @@ Nothing is dropped. A batch can reach the stream twice (Redis took part of a pip
 a replay interrupted by a crash): the consumer inserts with ON CONFLICT (request_id) DO NOTHING, so
 nothing is *stored* twice.
 
-Counter adjustments handed over with an event (`publish(event, counter=(key, delta))`, how the
-spend hook settles a reservation) go in the same pipeline; while Redis is away they are summed in
-memory and applied with the first flush that succeeds. An adjustment applies to an existing
-counter only: a counter Redis lost is rebuilt from the stored events by its owner (billing.spend),
-not recreated from a delta.
+Counter adjustments handed over with an event (`publish(event, counter=(key, delta, epoch))`,
+how the spend hook settles a reservation) go in the same MULTI/EXEC as the batch; while Redis is
+away they are summed in memory and applied with the first flush that succeeds. A counter is a
+hash {total, epoch}: an adjustment applies to the counter it was made against (same epoch; "*"
+for any), never to one rebuilt since (billing.spend rebuilds a lost counter from the stored
+events, which already hold the truth) and never recreates a counter Redis lost.
 
 What can still be lost: events (and counter adjustments) queued in memory, at most
 `FLUSH_INTERVAL` worth, when a process is killed with SIGKILL. A clean shutdown flushes
@@ -46,10 +47,11 @@ logger = logging.getLogger(__name__)
 
 STREAM = "usage:events"  # after settings.GATEWAY_REDIS_NAMESPACE
 FIELD = b"e"
-# INCRBY KEYS[1] ARGV[1] if KEYS[1] exists (a settlement must not recreate a lost counter).
+# HINCRBY KEYS[1] total ARGV[1] if the counter exists and its epoch is ARGV[2] (or ARGV[2] is *).
 ADJUST_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('INCRBY', KEYS[1], ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch and (ARGV[2] == '*' or epoch == ARGV[2]) then
+  return redis.call('HINCRBY', KEYS[1], 'total', ARGV[1])
 end
 return false
 """
@@ -57,6 +59,20 @@ FLUSH_INTERVAL = 0.05  # seconds between flushes when traffic is light (a GIL ha
 FLUSH_BATCH = 500
 RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
 REPLAY_BATCH = 1000
+
+
+def dump_event(event: dict) -> bytes:
+    """JSON for the stream. An event orjson refuses (an integer beyond 64 bits, say) is made
+    serialisable rather than lost, with the batch it travels in."""
+    try:
+        return orjson.dumps(event)
+    except TypeError:
+        logger.error("Usage event %s needed repair to be serialised", event.get("request_id"))
+        repaired = {
+            k: (v if not isinstance(v, int) or -(2**63) <= v < 2**63 else 0)
+            for k, v in event.items()
+        }
+        return orjson.dumps(repaired, default=str)
 
 
 def stream_key() -> str:
@@ -70,7 +86,8 @@ def spool_dir() -> Path:
 class UsagePublisher:
     def __init__(self) -> None:
         self._queue: deque[tuple[dict, tuple[str, int] | None]] = deque()
-        self._counters: dict[str, int] = {}  # adjustments not yet applied (Redis was away)
+        # adjustments not yet applied (Redis was away), by (key, epoch)
+        self._counters: dict[tuple[str, str], int] = {}
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one flush at a time (thread, close(), tests)
         self._thread: threading.Thread | None = None
@@ -81,8 +98,8 @@ class UsagePublisher:
 
     # -- the request path ------------------------------------------------------------------
 
-    def publish(self, event: dict, counter: tuple[str, int] | None = None) -> None:
-        """Queue `event`; `counter` = (key, delta) is an INCRBY sent in the same pipeline (the
+    def publish(self, event: dict, counter: tuple[str, int, str] | None = None) -> None:
+        """Queue `event`; `counter` = (key, delta, epoch) is an adjustment sent with it (the
         spend hook settles reservations this way, off the event loop)."""
         self._queue.append((event, counter))
         if self._thread is None:
@@ -118,7 +135,8 @@ class UsagePublisher:
                 batch = [event for event, _ in items]
                 for _, counter in items:
                     if counter is not None:
-                        self._counters[counter[0]] = self._counters.get(counter[0], 0) + counter[1]
+                        key, delta, epoch = counter
+                        self._counters[key, epoch] = self._counters.get((key, epoch), 0) + delta
                 if not batch and not self._spooled and not self._counters:
                     return
                 if time.monotonic() < self._down_until:
@@ -131,7 +149,7 @@ class UsagePublisher:
                     if batch or self._counters:
                         counters, self._counters = self._counters, {}
                         try:
-                            self._xadd(client, [orjson.dumps(e) for e in batch], counters)
+                            self._xadd(client, [dump_event(e) for e in batch], counters)
                         except BaseException:
                             for key, delta in counters.items():  # retried with the next flush
                                 self._counters[key] = self._counters.get(key, 0) + delta
@@ -150,14 +168,16 @@ class UsagePublisher:
         self.flush()
 
     @staticmethod
-    def _xadd(client, payloads: list[bytes], counters: dict[str, int] | None = None) -> None:
-        pipe = client.pipeline(transaction=False)
+    def _xadd(client, payloads: list[bytes], counters: dict | None = None) -> None:
+        # MULTI/EXEC: a batch and its adjustments apply together or not at all, so a retry
+        # after a failure cannot apply an adjustment twice.
+        pipe = client.pipeline(transaction=True)
         stream = stream_key()
         for payload in payloads:
             pipe.xadd(stream, {FIELD: payload})
-        for key, delta in (counters or {}).items():
+        for (key, epoch), delta in (counters or {}).items():
             if delta:
-                pipe.eval(ADJUST_SCRIPT, 1, key, delta)
+                pipe.eval(ADJUST_SCRIPT, 1, key, delta, epoch)
         pipe.execute()
 
     # -- the spool -------------------------------------------------------------------------
@@ -167,7 +187,7 @@ class UsagePublisher:
             return
         directory = spool_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(e) + b"\n" for e in batch)
+        data = b"".join(dump_event(e) + b"\n" for e in batch)
         path = directory / f"usage-{os.getpid()}.jsonl"
         while True:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
