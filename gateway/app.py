@@ -52,7 +52,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Anthropic's Messages API request size limit
-BODY_READ_TIMEOUT = 60.0  # a client that trickles its body slower than this is dropped (408)
+BODY_READ_TIMEOUT = 60.0  # a client silent this long while sending its body gets a 408
+BODY_TOTAL_TIMEOUT = 600.0  # and the whole body must arrive within this (32 MB at ~55 KB/s)
 MAX_TOKENS_LIMIT = 1_000_000  # beyond any model's output window: refused before pricing
 DEFAULT_VERSION = b"2023-06-01"
 CONNECT_TIMEOUT = 10.0
@@ -463,10 +464,14 @@ class Gateway:
                 raise GatewayError("request_too_large", "Request exceeds the maximum size (32 MB).")
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BODY_TOTAL_TIMEOUT
         try:
-            async with asyncio.timeout(BODY_READ_TIMEOUT):
+            async with asyncio.timeout(BODY_READ_TIMEOUT) as timer:
                 while True:
                     message = await receive()
+                    # Idle timeout, renewed by every chunk, within an overall bound.
+                    timer.reschedule(min(loop.time() + BODY_READ_TIMEOUT, deadline))
                     if message["type"] == "http.disconnect":
                         raise GatewayError("invalid_request_error", "Client disconnected.", 499)
                     chunk = message.get("body", b"")

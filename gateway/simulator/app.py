@@ -521,7 +521,13 @@ class Simulator:
         if await self._apply(behavior, send, rid):
             return
 
-        measure = measure_input(body)
+        try:
+            measure = measure_input(body)
+        except RecursionError:  # content nested beyond reason: refused as the API would
+            await send_error(
+                send, 400, "invalid_request_error", "messages: content is nested too deeply", rid
+            )
+            return
         if not create:
             payload = dumps({"input_tokens": measure.total_tokens})
             await send_json(send, 200, payload, rid, drop=behavior.drop)
