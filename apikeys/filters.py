@@ -1,15 +1,16 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from members.policy import can
 from orgs.models import Workspace
 
 from .models import ApiKey, KeyStatus
-from .selectors import key_owners, with_status
+from .selectors import key_owners, key_workspaces, with_status
 
 
 class ApiKeyFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="filter_text", label="Search")
+    q = django_filters.CharFilter(method="filter_text", label="Search", widget=forms.SearchInput)
     workspace = django_filters.ModelChoiceFilter(
         queryset=Workspace.objects.none(), label="Workspace", empty_label="Any"
     )
@@ -27,9 +28,7 @@ class ApiKeyFilter(django_filters.FilterSet):
     def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, request=request, **kwargs)
         membership = request.membership
-        self.filters["workspace"].queryset = Workspace.objects.filter(
-            organization_id=membership.organization_id
-        )
+        self.filters["workspace"].queryset = key_workspaces(membership)
         self.filters["owner"].queryset = key_owners(membership)
         if not can(membership, "apikeys.view_all"):
             # Members see only their own keys: an owner filter would have one choice.

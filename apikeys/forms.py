@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -27,8 +29,9 @@ class KeyWorkspaceField(forms.ModelChoiceField):
         try:
             return super().to_python(value)
         except ValidationError:
+            # Only ASCII digits: str.isdigit() also accepts "²", which int() refuses.
             if (
-                str(value).isdigit()
+                re.fullmatch(r"[0-9]{1,18}", str(value))
                 and Workspace.objects.filter(
                     pk=value, organization_id=self.organization_id, archived_at__isnull=False
                 ).exists()

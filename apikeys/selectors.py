@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from members.models import Membership, User
 from members.policy import can
+from members.selectors import workspaces_for
 from orgs.models import Workspace
 
 from .models import ApiKey, KeyStatus
@@ -46,6 +47,18 @@ def key_owners(membership: Membership) -> QuerySet[User]:
     return User.objects.filter(memberships__organization_id=membership.organization_id).order_by(
         "email"
     )
+
+
+def key_workspaces(membership: Membership) -> QuerySet[Workspace]:
+    """Workspaces a member may filter the key list by: Admins every one of the organization
+    (archived too); others those they reach and those their own keys are in."""
+    workspaces = Workspace.objects.filter(organization_id=membership.organization_id)
+    if can(membership, "apikeys.view_all"):
+        return workspaces.order_by("name")
+    return workspaces.filter(
+        Q(pk__in=workspaces_for(membership).values("pk"))
+        | Q(pk__in=keys_visible_to(membership).values("workspace_id"))
+    ).order_by("name")
 
 
 def key_matching_display(display: str, organization_id: int | None = None) -> QuerySet[ApiKey]:

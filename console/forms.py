@@ -1,9 +1,22 @@
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
-from orgs.models import Workspace, slug_validators
+from orgs.models import RESERVED_SLUGS, Workspace, slug_validators
 from orgs.services import validate_slug
+
+
+def derive_slug(name: str) -> str | None:
+    """A valid slug made from an organization's name ("Acme_Labs" -> "acme-labs"), or None."""
+    slug = re.sub(r"-{2,}", "-", slugify(name).replace("_", "-"))[:48].strip("-")
+    try:
+        for validator in slug_validators:
+            validator(slug)
+    except ValidationError:
+        return None
+    return slug
 
 
 class OrganizationCreateForm(forms.Form):
@@ -26,19 +39,38 @@ class OrganizationCreateForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("slug") and cleaned.get("name") and "slug" not in self.errors:
-            derived = slugify(cleaned["name"])[:48].strip("-")
-            if len(derived) < 3:
-                self.add_error("slug", "Choose a slug of at least 3 characters.")
-            else:
-                cleaned["slug"] = derived
-        if cleaned.get("slug") and "slug" not in self.errors:
+        if "slug" in self.errors:
+            return cleaned
+        if cleaned.get("slug"):
             # Checked here too so every problem shows at once; the service checks again.
             try:
                 validate_slug(cleaned["slug"], exclude_pk=self.organization_pk)
             except ValidationError as error:
                 self.add_error("slug", error.error_dict["slug"])
+        elif cleaned.get("name"):
+            cleaned["slug"] = self._slug_from_name(cleaned["name"])
         return cleaned
+
+    def _slug_from_name(self, name: str) -> str:
+        # The user left the slug empty: a problem with the one made for them is the name's.
+        derived = derive_slug(name)
+        if derived is None:
+            self.add_error(
+                "name",
+                "No URL slug can be made from this name: it needs at least 3 letters or digits. "
+                "Type a slug below.",
+            )
+            return ""
+        try:
+            validate_slug(derived, exclude_pk=self.organization_pk)
+        except ValidationError:
+            why = "is reserved" if derived in RESERVED_SLUGS else "is already taken"
+            self.add_error(
+                "name",
+                f"This name makes the URL slug “{derived}”, which {why}. Type another below.",
+            )
+            return ""
+        return derived
 
 
 class OrganizationSettingsForm(OrganizationCreateForm):

@@ -183,11 +183,33 @@ def _archived_message(archived: org_services.ArchivedWorkspace) -> str:
     return f"Workspace {archived.workspace.name} archived. {revoked} {keys} revoked."
 
 
+ARCHIVE, RESTORE = "archive", "restore"
+
+
+def _stale_intent_message(workspace: Workspace, intent: str | None) -> str:
+    if intent == ARCHIVE:
+        return f"Workspace {workspace.name} is already archived. Nothing changed."
+    if intent == RESTORE:
+        return f"Workspace {workspace.name} is not archived. Nothing changed."
+    return "Nothing changed: the form did not say whether to archive or restore. Try again."
+
+
 @org_view("workspaces.manage")
 def workspace_archive(request, workspace_id: int):
+    """Archive or restore, as the form says (`intent`): never a toggle, so a second click or a
+    page left open since the state changed cannot undo what someone just did."""
     workspace = _workspace(request, workspace_id)
-    context = {"workspace": workspace, "restoring": workspace.is_archived, "nav": "workspaces"}
-    if workspace.is_archived:
+    done_url = reverse("workspaces", args=[request.organization.slug])
+    allowed = RESTORE if workspace.is_archived else ARCHIVE
+    if request.method == "POST":
+        intent = request.POST.get("intent")
+    else:  # the list's links say what they offer; a bare URL asks for what the state allows
+        intent = request.GET.get("intent") or allowed
+    if intent != allowed:
+        messages.warning(request, _stale_intent_message(workspace, intent))
+        return redirect(done_url)
+    context = {"workspace": workspace, "intent": intent, "nav": "workspaces"}
+    if intent == RESTORE:
         run = partial(org_services.unarchive_workspace, workspace=workspace, actor=request.user)
         success = f"Workspace {workspace.name} restored."
     else:
@@ -199,7 +221,7 @@ def workspace_archive(request, workspace_id: int):
         request,
         run=run,
         success=success,
-        done_url=reverse("workspaces", args=[request.organization.slug]),
+        done_url=done_url,
         template="console/workspace_archive.html",
         context=context,
     )

@@ -3,6 +3,7 @@ import re
 from django import forms
 
 from .models import DEFAULT_BASE_URL
+from .services import api_key_problem, base_url_problem
 
 
 class UpstreamForm(forms.Form):
@@ -23,6 +24,18 @@ class UpstreamForm(forms.Form):
     timeout_seconds = forms.IntegerField(
         label="Timeout (seconds)", min_value=1, max_value=3600, initial=600
     )
+
+    def clean_base_url(self) -> str:
+        base_url = self.cleaned_data["base_url"]
+        if problem := base_url_problem(base_url):
+            raise forms.ValidationError(problem)
+        return base_url
+
+    def clean_api_key(self) -> str:
+        api_key = self.cleaned_data["api_key"]
+        if api_key and (problem := api_key_problem(api_key)):
+            raise forms.ValidationError(problem)
+        return api_key
 
 
 class WorkspacePolicyForm(forms.Form):

@@ -3,6 +3,8 @@ policies. Each write records its audit event and drops this process's cached rou
 
 from __future__ import annotations
 
+import logging
+import re
 from urllib.parse import urlparse
 
 import anthropic
@@ -17,6 +19,10 @@ from . import crypto
 from .models import UpstreamConfig, WorkspacePolicy
 from .routing import forget_routes
 
+logger = logging.getLogger(__name__)
+
+NOT_THE_ANTHROPIC_API = "The upstream's answer is not the Anthropic API's."
+
 
 def _summary(config: UpstreamConfig | None) -> dict | None:
     if config is None:
@@ -29,12 +35,40 @@ def _summary(config: UpstreamConfig | None) -> dict | None:
     }
 
 
-def _check_base_url(base_url: str) -> str:
+# Printable ASCII without spaces: what an HTTP header value (the key) or a URL may carry as is.
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Why `base_url` is not http(s)://host[:port][/path], or None."""
+    if not PRINTABLE_ASCII.fullmatch(base_url):
+        return "Use an http:// or https:// URL of ASCII characters, without spaces."
     parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValidationError({"base_url": "Use an http:// or https:// URL."})
-    if parsed.query or parsed.fragment or parsed.username or parsed.password:
-        raise ValidationError({"base_url": "Give the base URL only, without credentials."})
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "Use an http:// or https:// URL."
+    if "?" in base_url or "#" in base_url or "@" in parsed.netloc:
+        return "Give the base URL only: no query, fragment or credentials."
+    try:
+        port = parsed.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "The port must be a number from 1 to 65535."
+    return None
+
+
+def api_key_problem(api_key: str) -> str | None:
+    if not PRINTABLE_ASCII.fullmatch(api_key):
+        return (
+            "An API key has only printable ASCII characters and no spaces: check what was pasted."
+        )
+    return None
+
+
+def _check_base_url(base_url: str) -> str:
+    problem = base_url_problem(base_url)
+    if problem:
+        raise ValidationError({"base_url": problem})
     return base_url.rstrip("/")
 
 
@@ -60,6 +94,8 @@ def configure_upstream(
     )
     before = _summary(config)
     api_key = (api_key or "").strip() or None
+    if api_key is not None and (problem := api_key_problem(api_key)):
+        raise ValidationError({"api_key": problem})
     if config is None:
         if api_key is None:
             raise ValidationError({"api_key": "Enter the Anthropic API key."})
@@ -99,16 +135,46 @@ def remove_upstream(*, config: UpstreamConfig, actor) -> None:
 
 
 @transaction.atomic
+def remove_workspace_override(*, workspace: Workspace, actor) -> None:
+    """Send the workspace's keys back to the organization's upstream. Refused in words when
+    there is no override (removed meanwhile, e.g. from another tab)."""
+    config = (
+        UpstreamConfig.objects.select_for_update()
+        .filter(organization_id=workspace.organization_id, workspace=workspace)
+        .first()
+    )
+    if config is None:
+        raise ValidationError(f"{workspace.name} has no upstream override: nothing to remove.")
+    remove_upstream(config=config, actor=actor)
+
+
+@transaction.atomic
 def set_workspace_policy(
     *,
     workspace: Workspace,
     allowed_models: list[str],
     max_tokens_ceiling: int | None,
     actor,
-) -> WorkspacePolicy:
-    policy, _ = WorkspacePolicy.objects.select_for_update().get_or_create(workspace=workspace)
-    before = {"allowed_models": policy.allowed_models, "max_tokens": policy.max_tokens_ceiling}
-    policy.allowed_models = sorted({m.strip() for m in allowed_models if m.strip()})
+) -> bool:
+    """Set the workspace's gateway rules. Returns False, writing nothing (no audit event
+    either), when they are the ones in force."""
+    # Lock the workspace row: concurrent saves take turns, so `before` is the rules in force
+    # and only one of them creates the policy row.
+    list(Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk"))
+    policy = WorkspacePolicy.objects.filter(workspace=workspace).first()
+    before = {
+        "allowed_models": policy.allowed_models if policy else [],
+        "max_tokens": policy.max_tokens_ceiling if policy else None,
+    }
+    after = {
+        "allowed_models": sorted({m.strip() for m in allowed_models if m.strip()}),
+        "max_tokens": max_tokens_ceiling,
+    }
+    if after == before:
+        return False
+    if policy is None:
+        policy = WorkspacePolicy(workspace=workspace)
+    policy.allowed_models = after["allowed_models"]
     policy.max_tokens_ceiling = max_tokens_ceiling
     policy.save()
     record_event(
@@ -117,20 +183,21 @@ def set_workspace_policy(
         actor=actor,
         target=workspace,
         before=before,
-        after={"allowed_models": policy.allowed_models, "max_tokens": max_tokens_ceiling},
+        after=after,
     )
     transaction.on_commit(lambda: forget_routes(workspace.organization_id))
-    return policy
+    return True
 
 
 @sensitive_variables("api_key")
 def test_upstream_connection(*, base_url: str, api_key: str, timeout: float = 10.0) -> str:
     """List the upstream's models with the official SDK. Returns a summary; raises
-    ValidationError with a readable reason when the upstream refuses or cannot be reached."""
+    ValidationError with a readable reason when the upstream refuses, cannot be reached, or
+    answers with something that is not the Anthropic API (a login page, a proxy's error)."""
     client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                  timeout=timeout)  # fmt: skip
     try:
-        page = client.models.list(limit=100)
+        models = [m.id for m in client.models.list(limit=100).data]
     except anthropic.AuthenticationError:
         raise ValidationError("The upstream refused the API key (authentication error).") from None
     except anthropic.PermissionDeniedError:
@@ -143,9 +210,11 @@ def test_upstream_connection(*, base_url: str, api_key: str, timeout: float = 10
         raise ValidationError(f"The upstream did not answer within {timeout:g} s.") from None
     except anthropic.APIConnectionError:
         raise ValidationError(f"Could not connect to {base_url}.") from None
+    except Exception as exc:  # anthropic.APIError or a body the SDK could not read as models
+        logger.info("Upstream test of %s: unexpected answer (%s)", base_url, type(exc).__name__)
+        raise ValidationError(NOT_THE_ANTHROPIC_API) from None
     finally:
         client.close()
-    models = [m.id for m in page.data]
     return f"Connected: {len(models)} models available" + (
         f" (e.g. {', '.join(models[:3])})." if models else "."
     )

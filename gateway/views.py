@@ -1,8 +1,12 @@
+from functools import partial
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from members.access import org_view
+from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from orgs.models import Workspace
 
@@ -104,13 +108,16 @@ def workspace_gateway(request, workspace_id):
     action = request.POST.get("action")
     if request.method == "POST":
         if action == "policy" and policy_form.is_valid():
-            services.set_workspace_policy(
+            changed = services.set_workspace_policy(
                 workspace=workspace,
                 allowed_models=policy_form.cleaned_data["allowed_models"],
                 max_tokens_ceiling=policy_form.cleaned_data["max_tokens_ceiling"],
                 actor=request.user,
             )
-            messages.success(request, f"Gateway policy of {workspace.name} saved.")
+            if changed:
+                messages.success(request, f"Gateway policy of {workspace.name} saved.")
+            else:
+                messages.info(request, f"Gateway policy of {workspace.name} unchanged.")
             return redirect("gateway:workspace", organization.slug, workspace.pk)
         saved = action == "override" and upstream_form.is_valid()
         if saved and _save_upstream(request, upstream_form, workspace=workspace):
@@ -118,10 +125,6 @@ def workspace_gateway(request, workspace_id):
             return redirect("gateway:workspace", organization.slug, workspace.pk)
         if action == "test" and upstream_form.is_valid():
             _test_connection(request, upstream_form, override)
-        if action == "remove_override" and override is not None:
-            services.remove_upstream(config=override, actor=request.user)
-            messages.success(request, f"{workspace.name} now uses the organization's upstream.")
-            return redirect("gateway:workspace", organization.slug, workspace.pk)
     return render(
         request,
         "gateway/workspace_gateway.html",
@@ -131,5 +134,25 @@ def workspace_gateway(request, workspace_id):
             "policy_form": policy_form,
             "upstream_form": upstream_form,
             "override": override,
+        },
+    )
+
+
+@org_view("settings.manage")
+def workspace_override_remove(request, workspace_id):
+    organization = request.organization
+    workspace = get_object_or_404(Workspace, pk=workspace_id, organization=organization)
+    return confirm_then_run(
+        request,
+        run=partial(services.remove_workspace_override, workspace=workspace, actor=request.user),
+        success=f"{workspace.name} now uses the organization's upstream.",
+        done_url=reverse("gateway:workspace", args=[organization.slug, workspace.pk]),
+        template="gateway/override_remove.html",
+        context={
+            "nav": "settings",
+            "workspace": workspace,
+            "override": UpstreamConfig.objects.filter(
+                organization=organization, workspace=workspace
+            ).first(),
         },
     )

@@ -11,7 +11,7 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 
 from .models import Membership
@@ -51,6 +51,9 @@ def enter_org(request, slug: str, capability: str):
     return None
 
 
+ALLOWED_METHODS = ("GET", "HEAD", "POST")  # what a console page answers; anything else is a 405
+
+
 def org_view(capability: str):
     """Decorate a view taking `slug`: it runs only for members whose role grants `capability`."""
 
@@ -60,6 +63,8 @@ def org_view(capability: str):
             response = enter_org(request, slug, capability)
             if response is not None:
                 return response
+            if request.method not in ALLOWED_METHODS:  # as class-based views answer
+                return HttpResponseNotAllowed(ALLOWED_METHODS)
             return view(request, *args, **kwargs)
 
         wrapper.capability = capability

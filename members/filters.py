@@ -1,11 +1,12 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from .models import Invitation, InvitationStatus, Membership, Role
 
 
 class MemberFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="filter_text", label="Search")
+    q = django_filters.CharFilter(method="filter_text", label="Search", widget=forms.SearchInput)
     role = django_filters.ChoiceFilter(choices=Role.choices, empty_label="Any role")
 
     class Meta:
@@ -19,7 +20,9 @@ class MemberFilter(django_filters.FilterSet):
 class InvitationFilter(django_filters.FilterSet):
     """Filters `members.selectors.invitations_for_list` (which annotates `state_value`)."""
 
-    q = django_filters.CharFilter(field_name="email", lookup_expr="icontains", label="Search")
+    q = django_filters.CharFilter(
+        field_name="email", lookup_expr="icontains", label="Search", widget=forms.SearchInput
+    )
     state = django_filters.ChoiceFilter(
         field_name="state_value",
         choices=InvitationStatus.choices,

@@ -118,10 +118,6 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
     reachable = _reachable_workspace_ids(membership)
     membership.role = role
     membership.save(update_fields=["role"])
-    if role != Role.ADMIN and not membership.workspaces.exists():
-        default = default_workspace(membership.organization)
-        if default is not None:
-            WorkspaceMembership.objects.create(membership=membership, workspace=default)
     record_event(
         action="member.role_changed",
         organization=membership.organization,
@@ -130,6 +126,11 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
         before={"role": old_role},
         after={"role": role},
     )
+    if role != Role.ADMIN and not membership.workspaces.exists():
+        # A member needs a workspace: the default one, recorded as set_member_workspaces does.
+        default = default_workspace(membership.organization)
+        if default is not None:
+            _set_workspaces(membership, [default], actor=actor, audit=True)
     # A demoted Admin no longer reaches every workspace.
     _announce_lost_workspaces(membership, reachable, actor=actor)
     role_changed.send(sender=Membership, membership=membership, old_role=old_role, actor=actor)

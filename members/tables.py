@@ -65,6 +65,9 @@ class InvitationTable(tables.Table):
     sent_at = tables.DateTimeColumn(verbose_name="Sent", format="Y-m-d H:i")
     expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i")
     state = tables.Column(accessor="state_value", verbose_name="Status", order_by=("state_value",))
+    # In the CSV export only.
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i", visible=False)
+    closed_at = tables.DateTimeColumn(verbose_name="Closed", format="Y-m-d H:i", visible=False)
     actions = tables.TemplateColumn(
         template_name="members/invitation_actions.html",
         orderable=False,
@@ -79,7 +82,6 @@ class InvitationTable(tables.Table):
             "created_at", "closed_at", "actions",
         )  # fmt: skip
         sequence = fields
-        exclude = ("created_at", "closed_at")
         order_by = ("-sent_at",)
         empty_text = "No invitations."
 

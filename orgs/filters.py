@@ -1,10 +1,13 @@
 import django_filters
+from django import forms
 
 from .models import Workspace
 
 
 class WorkspaceFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name")
+    q = django_filters.CharFilter(
+        field_name="name", lookup_expr="icontains", label="Name", widget=forms.SearchInput
+    )
     status = django_filters.ChoiceFilter(
         label="Status",
         choices=[("active", "Active"), ("archived", "Archived")],

@@ -6,6 +6,8 @@ from .models import Workspace
 class WorkspaceTable(tables.Table):
     name = tables.Column(linkify=False)
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
+    # In the CSV export only.
+    archived_at = tables.DateTimeColumn(verbose_name="Archived", format="Y-m-d H:i", visible=False)
     actions = tables.TemplateColumn(
         template_name="orgs/workspace_actions.html",
         orderable=False,
@@ -17,7 +19,6 @@ class WorkspaceTable(tables.Table):
         model = Workspace
         fields = ("name", "status", "is_default", "created_at", "archived_at", "actions")
         sequence = ("name", "status", "is_default", "created_at", "archived_at", "actions")
-        exclude = ("archived_at",)
         order_by = ("name",)
         empty_text = "No workspaces."
 

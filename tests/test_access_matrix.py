@@ -43,6 +43,7 @@ ORG_PAGES: dict[str, set[str]] = {
     "usage:overview": EVERYONE,
     "gateway:upstream": {ADMIN},
     "gateway:workspace": {ADMIN},
+    "gateway:override_remove": {ADMIN},
 }
 # Pages for any signed-in user, outside an organization.
 ACCOUNT_PAGES = {"home", "org_create"}

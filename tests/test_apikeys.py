@@ -168,6 +168,8 @@ def test_the_create_form_offers_only_the_members_workspaces(client, world):
         {"workspace": "default"},  # the org's default workspace: the member is not in it
         {"workspace": "other_org"},
         {"workspace": "999999"},
+        {"workspace": "²"},  # str.isdigit() says yes, int() says no
+        {"workspace": "99999999999999999999"},  # beyond a bigint
         {"expires_on": "yesterday"},
         {"expires_on": "not-a-date"},
     ],
@@ -295,13 +297,32 @@ def test_members_have_no_owner_filter(client, world):
     assert "owner" not in client.get(url("list", world)).context["filter"].filters
 
 
+def test_the_workspace_filter_offers_members_only_their_workspaces(client, world):
+    from tests.factories import WorkspaceFactory
+
+    WorkspaceFactory(organization=world.org, name="Secret Project")
+    staging = WorkspaceFactory(organization=world.org, name="Staging")
+    issue(world.member, name="Old", workspace=world.workspace)
+    # Moved out of Development: the key stays on their list, and so does its workspace's name.
+    member_services.set_member_workspaces(membership=world.member, workspaces=[staging], actor=None)
+
+    def offered(membership):
+        client.force_login(membership.user)
+        response = client.get(url("list", world))
+        return sorted(w.name for w in response.context["filter"].form.fields["workspace"].queryset)
+
+    assert offered(world.member) == ["Development", "Staging"]
+    assert "Secret Project" not in client.get(url("list", world)).content.decode()
+    assert offered(world.admin) == ["Default", "Development", "Secret Project", "Staging"]
+
+
 def test_list_exports_csv_without_keys(client, world):
     issued = issue(world.member)
     client.force_login(world.member.user)
     export = client.get(url("list", world), {"_export": "csv"})
     text = export.content.decode()
     assert export["Content-Type"].startswith("text/csv")
-    assert text.splitlines()[0].startswith("Name,Key,Workspace,Owner,Status")
+    assert text.splitlines()[0] == "Name,Key,Workspace,Owner,Status,Created,Last used,Expires"
     assert issued.key.display in text and issued.plaintext not in text
 
 

@@ -119,6 +119,9 @@ def test_revoke_a_leaked_key_read_from_stdin(issued, monkeypatch):
 def test_revoke_refuses_unclear_requests(issued, monkeypatch):
     with pytest.raises(CommandError, match="No such API key"):
         revoke("999999")
+    for not_an_id in ("²", "99999999999999999999"):  # str.isdigit() says yes to both
+        with pytest.raises(CommandError, match="No such API key"):
+            revoke(not_an_id)
     with pytest.raises(CommandError, match="No such API key"):
         revoke(str(issued.key.pk), "--org=globex")
     with pytest.raises(CommandError, match="exactly one"):

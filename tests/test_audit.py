@@ -58,3 +58,25 @@ def test_chain_verifies_and_detects_tampering(world, capsys):
     with pytest.raises(CommandError, match="broken"):
         call_command("verify_audit_chain")
     assert f"event {middle.pk}: its content does not match" in capsys.readouterr().err
+
+
+def test_the_csv_export_has_every_column_and_the_stable_action_name(client, world):
+    client.force_login(world.admin.user)
+    client.post(
+        f"/o/{world.org.slug}/workspaces/new/",
+        {"name": "Staging"},
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_USER_AGENT="pytest-agent",
+    )
+    export = client.get(f"/o/{world.org.slug}/audit/", {"_export": "csv"})
+    lines = export.content.decode().splitlines()
+    assert lines[0] == "Time,Actor,Action,Target,IP address,User agent,Before,After"
+    assert lines[1].endswith(
+        ',admin@example.com,workspace.created,Staging,203.0.113.9,pytest-agent,,"{""name"": ""Staging""}"'
+    )
+    # The page shows the label, and not the export-only columns.
+    page = client.get(f"/o/{world.org.slug}/audit/")
+    shown = [column.header for column in page.context["table"].columns]
+    assert shown == ["Time", "Actor", "Action", "Target", "IP address"]
+    text = page.content.decode()
+    assert "Created a workspace" in text and "pytest-agent" not in text

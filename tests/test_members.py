@@ -88,6 +88,53 @@ def test_members_csv_export_has_what_is_filtered_with_every_column(client_for, w
     assert len(lines) == 2 and "dev@example.com" in lines[1] and "Development" in lines[1]
 
 
+# Every list page is built on members.listing.OrgTableView ----------------------------------------
+
+LISTS = ["members:list", "members:invitations", "apikeys:list", "workspaces", "audit_log"]
+
+
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize(("per_page", "shown"), [("-1", 1), ("0", 25), ("1000", 100), ("x", 25)])
+def test_lists_keep_per_page_between_1_and_100(client_for, world, name, per_page, shown):
+    response = client_for(world.admin).get(members_url(world, name), {"per_page": per_page})
+    assert response.status_code == 200
+    assert response.context["table"].paginator.per_page == shown
+
+
+@pytest.mark.parametrize("name", LISTS)
+@pytest.mark.parametrize("export_format", ["xlsx", "xls", "ods", "yaml", "json", "tsv", "latex"])
+def test_lists_export_csv_only(client_for, world, name, export_format):
+    response = client_for(world.admin).get(members_url(world, name), {"_export": export_format})
+    assert response.status_code == 400
+    assert response.content.decode() == "This list exports as csv only."
+    assert "Content-Disposition" not in response
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_lists_vary_on_htmx_headers(client_for, world, name):
+    client = client_for(world.admin)
+    for headers in ({}, {"HX-Request": "true", "HX-Target": "table-region"}):
+        vary = client.get(members_url(world, name), headers=headers)["Vary"]
+        assert {"HX-Request", "HX-Target"} <= {v.strip() for v in vary.split(",")}
+
+
+@pytest.mark.parametrize(
+    "name", ["members:list", "members:invitations", "apikeys:list", "workspaces"]
+)
+def test_the_text_filter_is_a_search_field_so_typing_filters_live(client_for, world, name):
+    page = client_for(world.admin).get(members_url(world, name)).content.decode()
+    assert "from:input[type=search]" in page  # partials/filter_form.html
+    assert '<input type="search" name="q"' in page
+
+
+@pytest.mark.parametrize("name", ["=1+2", "+1", "-1+2", "@SUM(A1)", "\tx"])
+def test_csv_exports_do_not_start_a_cell_with_a_formula(client_for, world, name):
+    world.member.user.name = name
+    world.member.user.save()
+    response = client_for(world.admin).get(members_url(world), {"_export": "csv", "q": "dev@"})
+    assert export_text(response).splitlines()[1].startswith(f"'{name},dev@example.com,")
+
+
 def _add_members(org, count: int, workspace, *, start: int = 0) -> None:
     """`count` members in bulk, each in `workspace`, half with a second factor."""
     users = User.objects.bulk_create(
@@ -208,6 +255,13 @@ def test_a_demoted_admin_gets_the_default_workspace(world):
     second = MembershipFactory(organization=world.org, role=Role.ADMIN)
     services.change_role(membership=second, role=Role.MEMBER, actor=world.admin.user)
     assert [w.name for w in second.workspaces.all()] == ["Default"]
+    # Recorded as choosing their workspaces would be.
+    added = AuditEvent.objects.get(action="workspace_member.added")
+    assert (added.target_label, added.actor, added.after) == (
+        second.user.email,
+        world.admin.user,
+        {"workspace": "Default"},
+    )
 
 
 # Workspace access -----------------------------------------------------------------------------

@@ -594,8 +594,12 @@ def test_invitations_tab_lists_pending_invitations_by_default(
     assert listed() == []
     export = client.get(url, {"state": "", "_export": "csv"})
     body = b"".join(export.streaming_content if export.streaming else [export.content]).decode()
-    assert body.splitlines()[0].startswith("Email,Role,Workspaces,Invited by")
+    lines = body.splitlines()
+    assert lines[0] == "Email,Role,Workspaces,Invited by,Sent,Expires,Status,Created,Closed"
     assert "revoked@acme.test" in body and "Revoked" in body
+    revoked = invitation_for("revoked@acme.test")
+    revoked_row = next(line for line in lines if line.startswith("revoked@acme.test,"))
+    assert revoked_row.endswith(f",Revoked,{revoked.created_at},{revoked.closed_at}")
 
 
 def test_a_non_admin_sees_who_can_invite_and_no_invite_form(client, world):

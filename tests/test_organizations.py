@@ -43,7 +43,8 @@ def test_creating_an_organization_makes_the_creator_admin_with_a_default_workspa
         ("Acme", "ab", "slug", "at least 3"),
         ("Acme", "-acme", "slug", "lowercase letters"),
         ("Acme", "admin", "slug", "reserved"),
-        ("!!", "", "slug", "at least 3"),
+        ("!!", "", "name", "at least 3 letters or digits"),
+        ("Admin", "", "name", "“admin”, which is reserved"),
     ],
 )
 def test_invalid_organization_input_gets_a_form_error_and_creates_nothing(
@@ -55,6 +56,26 @@ def test_invalid_organization_input_gets_a_form_error_and_creates_nothing(
     assert message in " ".join(response.context["form"].errors[field])
     assert not Organization.objects.exists()
     assert not Workspace.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("Acme_Labs", "acme-labs"), ("Acme__ _Labs", "acme-labs"), ("_Acme - Labs_", "acme-labs")],
+)
+def test_an_empty_slug_is_made_from_the_name(client, name, slug):
+    client.force_login(UserFactory())
+    response = client.post(reverse("org_create"), {"name": name, "slug": ""})
+    assert response.status_code == 302
+    assert Organization.objects.get().slug == slug
+
+
+def test_a_taken_slug_made_from_the_name_is_the_names_error(client):
+    OrganizationFactory(slug="acme-labs")
+    client.force_login(UserFactory())
+    response = client.post(reverse("org_create"), {"name": "Acme Labs", "slug": ""})
+    errors = response.context["form"].errors
+    assert "slug" not in errors
+    assert "“acme-labs”, which is already taken" in " ".join(errors["name"])
 
 
 def test_a_taken_slug_is_refused_with_a_form_error(client):

@@ -79,3 +79,13 @@ def test_an_admin_can_step_down_once_another_admin_exists(world):
 def test_roles_outside_the_three_are_refused(world):
     with pytest.raises(ValidationError):
         services.change_role(membership=world.member, role="owner", actor=world.admin.user)
+
+
+def test_console_pages_answer_other_methods_with_a_405(client_for, world):
+    from django.urls import reverse
+
+    client = client_for(world.admin)
+    for name in ("org_settings", "org_home", "workspace_create"):
+        url = reverse(name, args=[world.org.slug])
+        assert client.delete(url).status_code == 405
+        assert client.put(url).status_code == 405

@@ -52,10 +52,10 @@ def test_rename_and_archive_and_restore(client, world):
     assert client.get(reverse("workspace_archive", args=[slug, pk])).status_code == 200
     world.workspace.refresh_from_db()
     assert not world.workspace.is_archived
-    client.post(reverse("workspace_archive", args=[slug, pk]))
+    client.post(reverse("workspace_archive", args=[slug, pk]), {"intent": "archive"})
     world.workspace.refresh_from_db()
     assert world.workspace.is_archived
-    client.post(reverse("workspace_archive", args=[slug, pk]))
+    client.post(reverse("workspace_archive", args=[slug, pk]), {"intent": "restore"})
     world.workspace.refresh_from_db()
     assert not world.workspace.is_archived
     actions = list(
@@ -66,11 +66,67 @@ def test_rename_and_archive_and_restore(client, world):
     assert actions == ["workspace.renamed", "workspace.archived", "workspace.unarchived"]
 
 
+def test_a_second_archive_click_changes_nothing(client, world):
+    issued = issue(world.member, world.workspace)
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    client.post(url, {"intent": "archive"})
+    response = client.post(url, {"intent": "archive"}, follow=True)
+    assert "Workspace Development is already archived. Nothing changed." in (
+        response.content.decode()
+    )
+    world.workspace.refresh_from_db()
+    assert world.workspace.is_archived
+    assert verify_key(issued.plaintext).failure == Failure.REVOKED
+    assert not AuditEvent.objects.filter(action="workspace.unarchived").exists()
+
+
+def test_a_stale_restore_page_does_not_archive_or_revoke(client, world):
+    """The restore page was opened while the workspace was archived; someone restored it since."""
+    services.archive_workspace(workspace=world.workspace, actor=None)
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    assert 'name="intent" value="restore"' in client.get(url).content.decode()
+    services.unarchive_workspace(workspace=world.workspace, actor=None)
+    issued = issue(world.member, world.workspace)
+    response = client.post(url, {"intent": "restore"}, follow=True)
+    assert "Workspace Development is not archived. Nothing changed." in response.content.decode()
+    world.workspace.refresh_from_db()
+    assert not world.workspace.is_archived
+    assert verify_key(issued.plaintext).ok
+    assert AuditEvent.objects.filter(action="workspace.archived").count() == 1
+
+
+def test_an_archive_post_without_an_intent_changes_nothing(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    response = client.post(url, follow=True)
+    assert "did not say whether to archive or restore" in response.content.decode()
+    world.workspace.refresh_from_db()
+    assert not world.workspace.is_archived
+
+
+def test_the_list_links_say_what_they_offer_and_a_stale_link_changes_nothing(client, world):
+    client.force_login(world.admin.user)
+    url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
+    page = client.get(reverse("workspaces", args=[world.org.slug])).content.decode()
+    assert f'href="{url}?intent=archive"' in page
+    services.archive_workspace(workspace=world.workspace, actor=None)
+    # The list was loaded before someone else archived the workspace.
+    response = client.get(url, {"intent": "archive"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("workspaces", args=[world.org.slug])
+    assert "Workspace Development is already archived." in response.content.decode()
+    page = client.get(reverse("workspaces", args=[world.org.slug])).content.decode()
+    assert f'href="{url}?intent=restore"' in page
+
+
 def test_the_default_workspace_cannot_be_archived(client, world):
     default = world.org.workspaces.get(is_default=True)
     client.force_login(world.admin.user)
     response = client.post(
-        reverse("workspace_archive", args=[world.org.slug, default.pk]), follow=True
+        reverse("workspace_archive", args=[world.org.slug, default.pk]),
+        {"intent": "archive"},
+        follow=True,
     )
     assert "cannot be archived" in response.content.decode()
     default.refresh_from_db()
@@ -109,8 +165,13 @@ def test_workspace_list_filters_and_exports_csv(client, world):
     export = client.get(url, {"_export": "csv"})
     assert export["Content-Type"].startswith("text/csv")
     lines = export.content.decode().splitlines()
-    assert lines[0].startswith("Name,Status")
+    assert lines[0] == "Name,Status,Is default,Created at,Archived"
     assert len(lines) == 3
+    world.workspace.refresh_from_db()
+    archived_row = next(line for line in lines if line.startswith("Development,"))
+    assert archived_row.endswith(
+        f",Archived,,{world.workspace.created_at},{world.workspace.archived_at}"
+    )
 
 
 def test_workspace_of_another_org_is_not_found(client, world):
@@ -155,7 +216,7 @@ def test_archiving_revokes_exactly_the_workspaces_active_keys(client, world, key
     revoked_before = ApiKey.objects.get(pk=keys["revoked"].key.pk).revoked_at
     client.force_login(world.admin.user)
     url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
-    response = client.post(url, follow=True)
+    response = client.post(url, {"intent": "archive"}, follow=True)
     assert "Workspace Development archived. 2 API keys revoked." in response.content.decode()
 
     assert verify_key(keys["member"].plaintext).failure == Failure.REVOKED
@@ -216,7 +277,7 @@ def test_the_archive_confirmation_words_one_key_and_none(client, world):
 def test_archiving_a_workspace_without_keys_says_none_were_revoked(client, world):
     client.force_login(world.admin.user)
     url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
-    response = client.post(url, follow=True)
+    response = client.post(url, {"intent": "archive"}, follow=True)
     assert "No active API keys needed revoking." in response.content.decode()
 
 
@@ -226,7 +287,7 @@ def test_restoring_a_workspace_does_not_bring_its_keys_back(client, world, keys)
     client.force_login(world.admin.user)
     url = reverse("workspace_archive", args=[world.org.slug, world.workspace.pk])
     assert "stay revoked" in client.get(url).content.decode()
-    client.post(url)
+    client.post(url, {"intent": "restore"})
     world.workspace.refresh_from_db()
     assert not world.workspace.is_archived
     assert verify_key(keys["member"].plaintext).failure == Failure.REVOKED

@@ -61,3 +61,14 @@ def test_sidebar_works_at_phone_width(new_page):
     assert not sidebar.is_visible()  # folded away behind the menu button
     page.click("button[aria-controls=sidebar]")
     sidebar.get_by_text("API Keys").wait_for(state="visible")
+
+
+def test_typing_in_a_lists_search_box_filters_without_submitting(new_page):
+    call_command("seed_demo")
+    page = new_page()
+    log_in(page, "admin@example.com", DEFAULT_PASSWORD)
+    page.goto("/o/acme-support/workspaces/")
+    page.locator("input[type=search][name=q]").press_sequentially("prod")  # no Enter, no click
+    page.wait_for_url("**q=prod**")
+    assert page.locator("tbody tr td:first-child").all_inner_texts() == ["Production"]
+    assert page.locator("[data-testid=sidebar]").count() == 1  # the table was swapped alone

@@ -8,6 +8,7 @@ from io import StringIO
 
 import anthropic
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -16,6 +17,7 @@ from gateway.models import UpstreamConfig, WorkspacePolicy
 from gateway.services import configure_upstream
 
 from .conftest import MODEL, events_for, mint_key, seed_prices
+from .servers import serve_in_thread
 
 SECRET = "sk-ant-api03-supersecretvalue-ABCD"
 
@@ -162,3 +164,141 @@ def test_page_names_the_default_upstream_when_the_org_has_none(world, client_for
     settings.GATEWAY_DEFAULT_UPSTREAM_URL = ""
     page = client_for(world.admin).get(reverse("gateway:upstream", args=[world.org.slug]))
     assert "are refused until you save one" in page.content.decode()
+
+
+async def _not_the_anthropic_api(scope, receive, send):
+    """An upstream answering 200 with something else: a login page, or JSON of another shape."""
+    if scope["type"] != "http":
+        return
+    if scope["path"].startswith("/html/"):
+        body, content_type = b"<html>Sign in</html>", b"text/html"
+    else:
+        body, content_type = b'{"unexpected": true}', b"application/json"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", content_type)]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def not_anthropic():
+    server = serve_in_thread(_not_the_anthropic_api, lifespan="off")
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("path", ["/html", "/json"])
+def test_test_connection_says_when_the_upstream_is_not_the_anthropic_api(
+    world, client_for, not_anthropic, path
+):
+    response = client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": not_anthropic.url + path, "api_key": "sk-x", "timeout_seconds": 5,
+         "action": "test"},
+        follow=True,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert (
+        "Connection failed: The upstream&#x27;s answer is not the Anthropic API&#x27;s."
+        in response.content.decode()
+    )
+
+
+@pytest.mark.parametrize("api_key", ["sk-ключ", "sk-ant key", "sk-\x7f", "sk-\u00a0x"])
+def test_an_upstream_key_is_printable_ascii_without_spaces(world, client_for, api_key):
+    response = client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": "https://api.anthropic.com", "api_key": api_key, "timeout_seconds": 5,
+         "action": "save"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "only printable ASCII characters and no spaces" in " ".join(
+        response.context["form"].errors["api_key"]
+    )
+    assert not UpstreamConfig.objects.exists()
+    with pytest.raises(ValidationError, match="printable ASCII"):
+        configure_upstream(organization=world.org, base_url="https://a.example",
+                           api_key=api_key, actor=None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://api.example.com",
+        "https://user:secret@api.example.com",
+        "https://api.example.com/v1?beta=true",
+        "https://api.example.com/?",
+        "https://api.example.com/#top",
+        "https://api.example.com:99999",
+        "https://api.exämple.com",
+        "https://api.example.com/pä th",
+    ],
+)
+def test_an_upstream_base_url_is_http_host_port_and_path_only(world, client_for, base_url):
+    response = client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": base_url, "api_key": SECRET, "timeout_seconds": 5, "action": "save"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["base_url"]
+    assert not UpstreamConfig.objects.exists()
+    with pytest.raises(ValidationError):
+        configure_upstream(organization=world.org, base_url=base_url, api_key=SECRET,
+                           actor=None)  # fmt: skip
+
+
+def test_an_upstream_base_url_may_have_a_port_and_a_path(world, client_for):
+    client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": "http://127.0.0.1:9100/anthropic/", "api_key": SECRET, "timeout_seconds": 5,
+         "action": "save"},
+    )  # fmt: skip
+    config = UpstreamConfig.objects.get(organization=world.org, workspace=None)
+    assert config.base_url == "http://127.0.0.1:9100/anthropic"
+
+
+def test_removing_a_workspace_override_asks_first(world, client_for):
+    configure_upstream(organization=world.org, workspace=world.workspace,
+                       base_url="https://x.example", api_key=SECRET, actor=None)  # fmt: skip
+    client = client_for(world.admin)
+    page_url = reverse("gateway:workspace", args=[world.org.slug, world.workspace.pk])
+    confirm_url = reverse("gateway:override_remove", args=[world.org.slug, world.workspace.pk])
+    assert f'href="{confirm_url}"' in client.get(page_url).content.decode()
+    # The old one-click form post no longer removes anything.
+    client.post(page_url, {"action": "remove_override"})
+    assert UpstreamConfig.objects.filter(workspace=world.workspace).exists()
+    confirmation = client.get(confirm_url).content.decode()
+    assert "Remove the upstream override of Development?" in confirmation
+    assert "https://x.example" in confirmation and "…ABCD" in confirmation
+    assert UpstreamConfig.objects.filter(workspace=world.workspace).exists()
+    response = client.post(confirm_url, follow=True)
+    assert "Development now uses the organization&#x27;s upstream." in response.content.decode()
+    assert not UpstreamConfig.objects.filter(workspace=world.workspace).exists()
+    assert AuditEvent.objects.filter(action="gateway.upstream_removed").count() == 1
+    # A second confirmation (another tab) finds nothing to remove and says so.
+    again = client.post(confirm_url, follow=True).content.decode()
+    assert "Development has no upstream override: nothing to remove." in again
+    assert AuditEvent.objects.filter(action="gateway.upstream_removed").count() == 1
+
+
+def test_saving_an_unchanged_policy_records_nothing(world, client_for):
+    client = client_for(world.admin)
+    url = reverse("gateway:workspace", args=[world.org.slug, world.workspace.pk])
+
+    def save(models, ceiling):
+        return client.post(
+            url,
+            {"action": "policy", "policy-allowed_models": models,
+             "policy-max_tokens_ceiling": ceiling},
+            follow=True,
+        ).content.decode()  # fmt: skip
+
+    assert "Gateway policy of Development unchanged." in save("", "")
+    assert not WorkspacePolicy.objects.exists()
+    assert "Gateway policy of Development saved." in save("claude-haiku-4-5", "100")
+    for _ in range(2):
+        assert "unchanged" in save("claude-haiku-4-5\n", "100")  # same rules, written otherwise
+    events = AuditEvent.objects.filter(action="gateway.policy_changed")
+    assert events.count() == 1
+    assert events.get().after == {"allowed_models": ["claude-haiku-4-5"], "max_tokens": 100}
+    save("", "")
+    assert events.count() == 2

@@ -5,6 +5,7 @@ manage.py revoke_api_key 'csk_AbCd…wxyz' --org acme  # by what the console dis
 echo "$LEAKED_KEY" | manage.py revoke_api_key --stdin  # by the full key, kept off argv
 """
 
+import re
 import sys
 
 from django.core.exceptions import ValidationError
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             if problem:
                 raise CommandError(f"That is not a console key: {problem}")
             matches = list(keys.filter(key_hash=hash_key(raw)))
-        elif key.isdigit():
+        elif re.fullmatch(r"[0-9]{1,18}", key):  # not str.isdigit(): it accepts "²"
             matches = list(keys.filter(pk=int(key)))
         else:
             matches = list(
