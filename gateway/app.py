@@ -375,8 +375,8 @@ class Gateway:
         if upstream is None:
             raise GatewayError(
                 "permission_error",
-                "No upstream Anthropic API key is configured for this organization: an Admin "
-                "can add one in the console under Settings → Upstream.",
+                "No usable upstream is configured for this organization: an Admin can set the "
+                "Anthropic API key (and base URL) in the console under Settings → Upstream.",
             )
 
         body = b""
@@ -552,7 +552,12 @@ class Gateway:
     ) -> None:
         try:
             async with self.session().request(
-                method, url, data=body or None, headers=headers, timeout=_timeout(upstream.timeout)
+                method,
+                url,
+                data=body or None,
+                headers=headers,
+                timeout=_timeout(upstream.timeout),
+                allow_redirects=False,  # a redirect must not take the key to another host
             ) as response:
                 status = response.status
                 out = [(b"console-request-id", meter.request_id.encode())]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db.models import Q
@@ -45,6 +46,17 @@ class Route:
         return not self.allowed_models or model.startswith(self.allowed_models)
 
 
+def host_allowed(base_url: str) -> bool:
+    """Whether the console may forward to `base_url`'s host (settings.GATEWAY_UPSTREAM_HOSTS)."""
+    allowed = set(settings.GATEWAY_UPSTREAM_HOSTS)
+    if "*" in allowed:
+        return True
+    if settings.GATEWAY_DEFAULT_UPSTREAM_URL:
+        allowed.add(urlparse(settings.GATEWAY_DEFAULT_UPSTREAM_URL).hostname)
+    host = urlparse(base_url).hostname
+    return host is not None and host.lower() in {h.lower() for h in allowed if h}
+
+
 def default_upstream() -> Upstream | None:
     url = settings.GATEWAY_DEFAULT_UPSTREAM_URL
     key = settings.GATEWAY_DEFAULT_UPSTREAM_KEY
@@ -65,7 +77,11 @@ def load_route(organization_id: int, workspace_id: int | None) -> Route:
     }
     config = configs.get(workspace_id) or configs.get(None)
     upstream = default_upstream()
-    if config is not None:
+    if config is not None and not host_allowed(config.base_url):
+        # Saved before the operator narrowed GATEWAY_UPSTREAM_HOSTS: refused, not followed.
+        logger.error("Upstream host of organization %s is not allowed", organization_id)
+        upstream = None
+    elif config is not None:
         try:
             upstream = Upstream(
                 config.base_url.rstrip("/"),

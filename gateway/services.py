@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlparse
 
 import anthropic
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
@@ -17,7 +18,7 @@ from orgs.models import Organization, Workspace
 
 from . import crypto
 from .models import UpstreamConfig, WorkspacePolicy
-from .routing import forget_routes
+from .routing import forget_routes, host_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ def base_url_problem(base_url: str) -> str | None:
         port = 0
     if port is not None and not 1 <= port <= 65535:
         return "The port must be a number from 1 to 65535."
+    if not host_allowed(base_url):
+        hosts = ", ".join(settings.GATEWAY_UPSTREAM_HOSTS) or "its default upstream"
+        return (
+            f"This console forwards only to {hosts}. Its operator can allow more hosts "
+            "(GATEWAY_UPSTREAM_HOSTS)."
+        )
     return None
 
 

@@ -31,6 +31,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _local_upstreams_allowed(settings):
+    # The simulator and the tests' fake upstreams listen on 127.0.0.1; *.example are stored only.
+    settings.GATEWAY_UPSTREAM_HOSTS = [
+        "api.anthropic.com", "127.0.0.1", "a.example", "b.example", "x.example",
+    ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     # Rate limits and cached lookups live in Redis: one test's state must not leak into the next.
     cache.clear()

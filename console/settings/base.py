@@ -232,6 +232,10 @@ UPSTREAM_KEY_ENCRYPTION_KEYS = env.str("UPSTREAM_KEY_ENCRYPTION_KEYS", default="
 # organization's requests are refused until an Admin configures an upstream.
 GATEWAY_DEFAULT_UPSTREAM_URL = env.str("GATEWAY_DEFAULT_UPSTREAM_URL", default="")
 GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="")
+# Hosts an organization's upstream base URL may name (the default upstream's host is always
+# allowed). Organization Admins are anyone who signs up: without this list the console would
+# send requests, with their keys, to any address it can reach. "*" allows every host.
+GATEWAY_UPSTREAM_HOSTS = env.list("GATEWAY_UPSTREAM_HOSTS", default=["api.anthropic.com"])
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
 # Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or

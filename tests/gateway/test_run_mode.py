@@ -82,6 +82,7 @@ def console(standin, settings, tmp_path) -> Iterator[str]:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
         "REDIS_URL": standin,
         "WEB_RUNS_BACKGROUND_WORK": "1",
+        "GATEWAY_UPSTREAM_HOSTS": "127.0.0.1",
         "GATEWAY_REDIS_NAMESPACE": settings.GATEWAY_REDIS_NAMESPACE,
         "USAGE_SPOOL_DIR": str(tmp_path / "spool"),
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from io import StringIO
 
 import anthropic
+import httpx
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -302,3 +303,34 @@ def test_saving_an_unchanged_policy_records_nothing(world, client_for):
     assert events.get().after == {"allowed_models": ["claude-haiku-4-5"], "max_tokens": 100}
     save("", "")
     assert events.count() == 2
+
+
+def test_an_upstream_host_the_operator_has_not_allowed_is_refused(world, client_for, settings):
+    settings.GATEWAY_UPSTREAM_HOSTS = ["api.anthropic.com"]
+    response = client_for(world.admin).post(
+        reverse("gateway:upstream", args=[world.org.slug]),
+        {"base_url": "http://10.0.0.5:8080", "api_key": SECRET, "timeout_seconds": 5,
+         "action": "save"},
+    )  # fmt: skip
+    assert (
+        "This console forwards only to api.anthropic.com"
+        in (response.context["form"].errors["base_url"][0])
+    )
+    assert not UpstreamConfig.objects.filter(organization=world.org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_upstream_whose_host_is_no_longer_allowed_is_not_followed(
+    world, simulator, gateway, settings
+):
+    from gateway import routing
+
+    configure_upstream(organization=world.org, base_url=simulator.url, api_key="sk-sim-x",
+                       actor=None)  # fmt: skip
+    settings.GATEWAY_UPSTREAM_HOSTS = ["api.anthropic.com"]
+    settings.GATEWAY_DEFAULT_UPSTREAM_URL = ""
+    routing.forget_routes()
+    raw, _ = mint_key(world.admin, world.org.workspaces.get(is_default=True))
+    response = httpx.get(f"{gateway.url}/v1/models", headers={"x-api-key": raw})
+    assert response.status_code == 403
+    assert "No usable upstream" in response.json()["error"]["message"]
