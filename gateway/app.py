@@ -335,9 +335,9 @@ class Gateway:
             if name == b"x-api-key":
                 raw_key = value.strip()
             elif name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    bearer = token.strip()
+                parts = value.split(None, 1)  # the scheme, then any whitespace, then the token
+                if len(parts) == 2 and parts[0].lower() == b"bearer":
+                    bearer = parts[1].strip()
             elif name == b"anthropic-version":
                 version = value
             elif name == b"anthropic-beta":

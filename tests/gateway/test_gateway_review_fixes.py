@@ -147,6 +147,7 @@ def test_an_empty_x_api_key_does_not_hide_a_bearer_token(gw):
         for headers in (
             {"x-api-key": "", "authorization": f"Bearer {gw.key}"},
             {"authorization": f"bearer   {gw.key}"},
+            {"authorization": f"Bearer\t{gw.key}"},
         ):
             response = client.get(f"{gw.url}/v1/models", headers=headers)
             assert response.status_code == 200, (headers, response.text)
