@@ -130,6 +130,22 @@ def gw(world, simulator, gateway) -> GatewayWorld:
     return GatewayWorld(world, gateway.url, raw, row, world.org)
 
 
+def usage_event(org_id: int, n: int, **fields) -> dict:
+    """A usage event as the gateway publishes it (fields override the defaults)."""
+    return {
+        "request_id": f"req_test_{org_id}_{n}",
+        "time": time.time(),
+        "organization_id": org_id,
+        "workspace_id": None,
+        "api_key_id": None,
+        "model": MODEL,
+        "status": 200,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        **fields,
+    }
+
+
 def events_for(organization_id: int, expected: int, timeout: float = 10.0) -> list[UsageEvent]:
     """The organization's usage events once `expected` have arrived (polling the real path:
     publisher → Redis stream → consumer), plus a last drain so an extra one would show."""

@@ -19,7 +19,7 @@ from usage.ingest import dead_letter_key, drain, event_row, store_events
 from usage.models import UsageEvent
 from usage.stream import UsagePublisher, dump_event
 
-from .conftest import MODEL, events_for
+from .conftest import MODEL, events_for, usage_event
 from .servers import serve_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,11 +163,6 @@ def test_a_model_with_control_characters_is_refused_before_the_upstream(gw):
     assert response.status_code == 400
     [event] = events_for(gw.org.pk, 1)  # stored, not a poisoned batch
     assert event.status == 400 and "\x00" not in event.model
-
-
-def usage_event(org_id: int, n: int, **fields) -> dict:
-    return {"request_id": f"req_rev_{org_id}_{n}", "time": time.time(),
-            "organization_id": org_id, "model": MODEL, "status": 200, **fields}  # fmt: skip
 
 
 def test_fields_a_database_refuses_are_made_storable(world):

@@ -14,7 +14,7 @@ from billing import spend
 from billing.models import SpendLimit
 from usage.pricing import price_usage
 
-from .conftest import MODEL, events_for
+from .conftest import MODEL, events_for, usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,17 +110,6 @@ def test_concurrent_requests_cannot_overshoot_the_cap_by_more_than_one_reservati
     assert len(refused) == statuses.count(400) and all(e.cost_micros == 0 for e in refused)
 
 
-def stored_event(org_id: int, n: int, cost: int, when: float) -> dict:
-    return {
-        "request_id": f"req_spent_{org_id}_{n}",
-        "time": when,
-        "organization_id": org_id,
-        "model": MODEL,
-        "status": 200,
-        "cost_micros": cost,
-    }
-
-
 def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_events(gw):
     from datetime import UTC, datetime, timedelta
 
@@ -128,10 +117,11 @@ def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_events(gw):
 
     now = datetime.now(UTC)
     last_month = spend.period_start(now) - timedelta(days=3)
+    month_start = spend.period_start(now)
     store_events([
-        stored_event(gw.org.pk, 1, 3_000_000, now.timestamp()),
-        stored_event(gw.org.pk, 2, 1_000_000, spend.period_start(now).timestamp()),
-        stored_event(gw.org.pk, 3, 90_000_000, last_month.timestamp()),  # another month
+        usage_event(gw.org.pk, 1, cost_micros=3_000_000, time=now.timestamp()),
+        usage_event(gw.org.pk, 2, cost_micros=1_000_000, time=month_start.timestamp()),
+        usage_event(gw.org.pk, 3, cost_micros=90_000_000, time=last_month.timestamp()),  # earlier
     ])  # fmt: skip
     SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=50_000_000)
     assert counter_value(gw.org.pk) == 0  # Redis has no counter for this month
@@ -149,7 +139,9 @@ def test_the_rebuilt_counter_enforces_the_cap(gw):
 
     from usage.ingest import store_events
 
-    store_events([stored_event(gw.org.pk, 1, 5_000_000, datetime.now(UTC).timestamp())])
+    store_events(
+        [usage_event(gw.org.pk, 1, cost_micros=5_000_000, time=datetime.now(UTC).timestamp())]
+    )
     SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=5_000_000)
     with gw.client() as client, pytest.raises(anthropic.BadRequestError) as refused:
         client.messages.create(
@@ -164,7 +156,9 @@ def test_concurrent_rebuilds_of_one_counter_count_the_events_once(gw):
 
     from usage.ingest import store_events
 
-    store_events([stored_event(gw.org.pk, 1, 2_000_000, datetime.now(UTC).timestamp())])
+    store_events(
+        [usage_event(gw.org.pk, 1, cost_micros=2_000_000, time=datetime.now(UTC).timestamp())]
+    )
 
     async def rebuild_many() -> list[int]:
         return await asyncio.gather(*(spend.rebuild_counter(gw.org.pk) for _ in range(20)))

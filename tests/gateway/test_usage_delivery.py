@@ -21,7 +21,7 @@ from usage.ingest import drain, ingest_batch, store_events
 from usage.models import UsageEvent
 from usage.stream import UsagePublisher, publisher, stream_key
 
-from .conftest import MODEL, events_for
+from .conftest import MODEL, events_for, usage_event
 from .servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,20 +157,6 @@ def events_redis_url() -> str:
     from .conftest import GATEWAY_TEST_REDIS_URL
 
     return GATEWAY_TEST_REDIS_URL
-
-
-def usage_event(org_id: int, n: int) -> dict:
-    return {
-        "request_id": f"req_test_{org_id}_{n}",
-        "time": time.time(),
-        "organization_id": org_id,
-        "workspace_id": None,
-        "api_key_id": None,
-        "model": MODEL,
-        "status": 200,
-        "input_tokens": 10,
-        "output_tokens": 5,
-    }
 
 
 def test_consume_usage_command_and_celery_task_ingest_the_stream(world):
