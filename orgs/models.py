@@ -1,5 +1,15 @@
+import zoneinfo
+from decimal import Decimal
+
 from django.conf import settings
-from django.core.validators import MaxLengthValidator, MinLengthValidator, RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinLengthValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -23,6 +33,11 @@ def default_member_limit() -> int:
     return settings.CONSOLE_DEFAULT_MEMBER_LIMIT
 
 
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. UTC, Europe/Paris).")
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=48, unique=True, validators=slug_validators)
@@ -33,6 +48,21 @@ class Organization(models.Model):
     require_mfa = models.BooleanField(
         default=False, help_text="Members must set up two-factor authentication to enter."
     )
+    # Billing periods (calendar months), usage days, the weekly digest and every date shown are
+    # in this zone.
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    usage_retention_months = models.PositiveSmallIntegerField(
+        default=13,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Raw usage events older than this are dropped; hourly and daily totals stay.",
+    )
+    spike_factor = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("3"),
+        validators=[MinValueValidator(Decimal("1.1"))],
+        help_text="A day costing more than this many times the trailing 7-day average is a spike.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,6 +70,10 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
 
 
 class Workspace(models.Model):
