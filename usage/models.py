@@ -70,3 +70,88 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class Source(models.TextChoices):
+    GATEWAY = "gateway", "Gateway"
+    IMPORTED = "imported", "Imported"  # pulled from Anthropic's Admin API usage report
+
+
+class UsageTotals(models.Model):
+    """The counters a rollup row holds, for one bucket × organization × workspace × key × model ×
+    source. Written only by ingestion (and the Admin-API import, and repricing), always by an
+    upsert that adds the counters of events actually inserted, so a replayed batch adds nothing.
+
+    `workspace_id` / `api_key_id` are 0 when the event named none (a NULL would make the unique
+    constraint that the upsert targets treat every such row as distinct). For source "imported"
+    they are the local ids that the import gives Anthropic's workspaces and keys.
+    """
+
+    organization_id = models.BigIntegerField()
+    workspace_id = models.BigIntegerField(default=0)
+    api_key_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=128, default="")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.GATEWAY)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(
+        default=0, help_text="Requests answered with a non-2xx."
+    )
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_creation_input_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="All cache writes, 5-minute and 1-hour."
+    )
+    cache_creation_1h_input_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
+    web_search_requests = models.PositiveBigIntegerField(default=0)
+    web_fetch_requests = models.PositiveBigIntegerField(default=0)
+    code_execution_seconds = models.PositiveBigIntegerField(default=0)
+    server_tool_cost_micros = models.BigIntegerField(
+        default=0, help_text="Of cost_micros, what server tools (web search, ...) cost."
+    )
+    cost_micros = models.BigIntegerField(default=0, help_text="Integer micro-dollars, all in.")
+    fallback_priced_requests = models.PositiveBigIntegerField(
+        default=0, help_text="Requests of a model without a price row, priced at the fallback."
+    )
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourly(UsageTotals):
+    """Usage per UTC hour (`hour` is the start of the hour). Serves ranges of a few days, the
+    hourly CSV and anything bounded by instants rather than dates."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization_id", "hour", "workspace_id", "api_key_id", "model", "source"],
+                name="usage_hourly_unique_bucket",
+            ),
+        ]
+        indexes = [models.Index(fields=["hour"], name="usage_hourly_hour")]
+
+    def __str__(self) -> str:
+        return f"org {self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} {self.source}"
+
+
+class UsageDaily(UsageTotals):
+    """Usage per day of the organization's time zone (`Organization.timezone` when the event was
+    ingested). Serves dashboards over weeks and months, billing periods (calendar months in the
+    organization's zone), invoices and the daily CSV."""
+
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization_id", "day", "workspace_id", "api_key_id", "model", "source"],
+                name="usage_daily_unique_bucket",
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="usage_daily_day")]
+
+    def __str__(self) -> str:
+        return f"org {self.organization_id} {self.day} {self.model} {self.source}"
