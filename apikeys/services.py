@@ -22,12 +22,13 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.services import record_event
+from core import hotpath
 from members.models import Membership, User
 from members.policy import can
 from members.selectors import workspaces_for
 from orgs.models import Workspace
 
-from . import hotpath, selectors
+from . import selectors
 from .keyformat import display_parts, generate_key, hash_key
 from .models import ApiKey, KeyNotice, KeyStatus
 from .verification import LAST_USED_KEY, announce_key_change

@@ -38,7 +38,8 @@ import redis
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from . import hotpath
+from core import hotpath
+
 from .keyformat import check_key_format, hash_key
 from .models import ApiKey
 

@@ -106,9 +106,9 @@ def main() -> None:
         keys = setup_keys()
         measure(keys)
     finally:
-        from apikeys import hotpath
         from apikeys.models import ApiKey
         from apikeys.verification import LAST_USED_KEY
+        from core import hotpath
 
         ids = [str(pk) for pk in ApiKey.objects.values_list("pk", flat=True)]
         if ids:

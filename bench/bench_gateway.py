@@ -179,7 +179,7 @@ def report(results: dict) -> None:
 
 def check_events(results: dict, org_id: int) -> None:
     """Every gateway request, warm-up included, left exactly one usage event in the stream."""
-    from apikeys import hotpath
+    from core import hotpath
     from usage.stream import stream_key
 
     client = hotpath.client()
@@ -233,7 +233,7 @@ def main() -> None:
         report(results)
         check_events(results, org_id)
     finally:
-        from apikeys import hotpath
+        from core import hotpath
 
         client = hotpath.client()
         for redis_key in client.scan_iter(match=namespace + "*"):

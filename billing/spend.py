@@ -47,16 +47,15 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Sum
 
-from apikeys import hotpath
+from core import hotpath
+from core.hotcache import HotCache
 from usage import pricing
-from usage.hotcache import HotCache
 
 from .models import SpendLimit
 
@@ -131,24 +130,9 @@ def forget_limits() -> None:
 
 # -- the async Redis client ------------------------------------------------------------------
 
-_clients: dict[tuple[str, int], aioredis.Redis] = {}
-
 
 def _client() -> aioredis.Redis:
-    """An asyncio client for the same Redis as `apikeys.hotpath` (its stand-in included)."""
-    import asyncio
-
-    url = settings.REDIS_URL
-    loop_id = id(asyncio.get_running_loop())
-    found = _clients.get((url, loop_id))
-    if found is None:
-        if url:
-            found = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
-        else:
-            server = hotpath.client().connection_pool.connection_kwargs["server"]
-            found = fakeredis.FakeAsyncRedis(server=server)
-        _clients[(url, loop_id)] = found
-    return found
+    return hotpath.aclient()
 
 
 _scripts: dict[int, object] = {}

@@ -49,7 +49,7 @@ def _as_schedule(value):
 
 def _claim(name: str, hold_seconds: float) -> bool:
     """True for the one process that gets to run this due entry."""
-    from apikeys import hotpath
+    from core import hotpath
 
     key = f"{settings.GATEWAY_REDIS_NAMESPACE}inprocess-beat:{name}"
     hold = max(1, int(hold_seconds * 0.9))

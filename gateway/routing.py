@@ -1,7 +1,7 @@
 """What the gateway needs per workspace, cached in the process: the upstream (decrypted key,
 base URL, timeout) and the workspace policy (model allow-list, max_tokens ceiling).
 
-`await route_for(organization_id, workspace_id)` answers from memory (usage.hotcache: a miss loads
+`await route_for(organization_id, workspace_id)` answers from memory (core.hotcache: a miss loads
 both rows in asgiref's thread, never on the event loop; an entry older than `ROUTE_TTL` is served
 while one background reload runs). Changes made through gateway/services.py are dropped from this
 process's cache at once; other processes see them within about `ROUTE_TTL`.
@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.db.models import Q
 
-from usage.hotcache import HotCache
+from core.hotcache import HotCache
 
 from . import crypto
 from .models import UpstreamConfig, WorkspacePolicy

@@ -16,10 +16,11 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from apikeys import hotpath, services, verification
+from apikeys import services, verification
 from apikeys.models import ApiKey, KeyNotice
 from apikeys.tasks import flush_key_last_used, key_hygiene
 from audit.models import AuditEvent
+from core import hotpath
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,10 +14,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apikeys import hotpath, services, verification
+from apikeys import services, verification
 from apikeys.keyformat import generate_key
 from apikeys.models import ApiKey
 from apikeys.verification import Failure, averify_key, cache_is_live, verify_key
+from core import hotpath
 
 ROOT = Path(__file__).resolve().parent.parent
 

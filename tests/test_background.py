@@ -7,9 +7,10 @@ import time
 import pytest
 from celery.schedules import crontab, schedule
 
-from apikeys import hotpath, services, verification
+from apikeys import services, verification
 from console import background
 from console.celery import app
+from core import hotpath
 
 pytestmark = pytest.mark.django_db
 

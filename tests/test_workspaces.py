@@ -9,11 +9,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from apikeys import hotpath
 from apikeys import services as key_services
 from apikeys.models import ApiKey
 from apikeys.verification import VERSION_KEY, Failure, verify_key
 from audit.models import AuditEvent
+from core import hotpath
 from orgs import services
 from orgs.models import Workspace
 

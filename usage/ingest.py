@@ -24,7 +24,7 @@ import orjson
 import redis
 from django.db import DatabaseError, close_old_connections, transaction
 
-from apikeys import hotpath
+from core import hotpath
 
 from .models import UsageEvent
 from .stream import FIELD, stream_key

@@ -5,7 +5,7 @@
 
 Prices come from `ModelPrice` rows, held in the process for `TABLE_TTL` seconds so the gateway's
 hot path never queries the database on a hit. Async callers (the gateway) call
-`await aensure_loaded()` first: loads run in asgiref's thread (usage.hotcache), never on the event
+`await aensure_loaded()` first: loads run in asgiref's thread (core.hotcache), never on the event
 loop, and inside an event loop `price_usage` only reads the table in memory.
 
 A model without a price row (a new model, a typo the upstream will reject) is priced at the most
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from .hotcache import HotCache
+from core.hotcache import HotCache
 
 TABLE_TTL = 60.0
 # Micro-dollars per dollar: price per MTok × tokens / 1e6 dollars = price × tokens micro-dollars.

@@ -17,9 +17,10 @@ nothing is *stored* twice.
 Counter adjustments handed over with an event (`publish(event, counter=(key, delta, epoch))`,
 how the spend hook settles a reservation) go in the same MULTI/EXEC as the batch; while Redis is
 away they are summed in memory and applied with the first flush that succeeds. A counter is a
-hash {total, epoch}: an adjustment applies to the counter it was made against (same epoch; "*"
-for any), never to one rebuilt since (billing.spend rebuilds a lost counter from the stored
-events, which already hold the truth) and never recreates a counter Redis lost.
+hash {total, epoch} (core/counters.py, which holds the adjustment): an adjustment applies to the
+counter it was made against (same epoch; "*" for any), never to one rebuilt since (billing.spend
+rebuilds a lost counter from stored usage, which already holds the truth) and never recreates a
+counter Redis lost.
 
 What can still be lost: events (and counter adjustments) queued in memory, at most
 `FLUSH_INTERVAL` worth, when a process is killed with SIGKILL. A clean shutdown flushes
@@ -41,20 +42,13 @@ import orjson
 import redis
 from django.conf import settings
 
-from apikeys import hotpath
+from core import hotpath
+from core.counters import adjust as adjust_counter
 
 logger = logging.getLogger(__name__)
 
 STREAM = "usage:events"  # after settings.GATEWAY_REDIS_NAMESPACE
 FIELD = b"e"
-# HINCRBY KEYS[1] total ARGV[1] if the counter exists and its epoch is ARGV[2] (or ARGV[2] is *).
-ADJUST_SCRIPT = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if epoch and (ARGV[2] == '*' or epoch == ARGV[2]) then
-  return redis.call('HINCRBY', KEYS[1], 'total', ARGV[1])
-end
-return false
-"""
 FLUSH_INTERVAL = 0.05  # seconds between flushes when traffic is light (a GIL hand-off each)
 FLUSH_BATCH = 500
 RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
@@ -177,7 +171,7 @@ class UsagePublisher:
             pipe.xadd(stream, {FIELD: payload})
         for (key, epoch), delta in (counters or {}).items():
             if delta:
-                pipe.eval(ADJUST_SCRIPT, 1, key, delta, epoch)
+                adjust_counter(pipe, key, delta, epoch)
         pipe.execute()
 
     # -- the spool -------------------------------------------------------------------------

@@ -16,9 +16,9 @@ import redis
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
-from apikeys import hotpath
 from apikeys.services import create_api_key
 from billing import spend
+from core import hotpath
 from gateway import routing
 from gateway.services import configure_upstream
 from gateway.simulator import Simulator

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from apikeys import hotpath
 from billing import spend
+from core import hotpath
 from gateway.services import configure_upstream
 from gateway.sse import StreamUsage
 from usage.ingest import dead_letter_key, drain, event_row, store_events

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def counter_value(org_id: int) -> int:
-    from apikeys import hotpath
+    from core import hotpath
 
     return int(hotpath.client().hget(spend.counter_key(org_id), "total") or 0)
 
 
 def test_a_request_at_the_cap_is_refused_before_the_upstream(gw):
     SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=5_000_000)
-    from apikeys import hotpath
+    from core import hotpath
 
     hotpath.client().hset(spend.counter_key(gw.org.pk), mapping={"total": 5_000_000, "epoch": "t"})
     with gw.client() as client, pytest.raises(anthropic.BadRequestError) as refused:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from usage.hotcache import HotCache
+from core.hotcache import HotCache
 
 from .test_simulator import run_in_fresh_loop
 

@@ -18,10 +18,10 @@ import pytest
 import redis
 from django.db import connection
 
-from apikeys import hotpath
 from apikeys.services import revoke_api_key
 from billing import spend
 from billing.models import SpendLimit
+from core import hotpath
 from gateway.services import configure_upstream
 from usage.models import UsageEvent
 

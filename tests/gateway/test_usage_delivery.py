@@ -117,7 +117,7 @@ def test_spool_is_replayed_when_redis_returns(settings, tmp_path, world):
     assert local.spooled == 10
     assert len((tmp_path / "spool").glob("*.jsonl").__next__().read_bytes().splitlines()) == 10
     settings.REDIS_URL = events_redis_url()
-    from apikeys import hotpath
+    from core import hotpath
 
     hotpath.client().hset(counter, mapping={"total": 1000, "epoch": "e1"})
     local._down_until = 0
@@ -139,7 +139,7 @@ def test_a_batch_delivered_twice_is_stored_once(world):
 
 
 def test_entries_are_acknowledged_and_removed_after_ingestion(world):
-    from apikeys import hotpath
+    from core import hotpath
 
     client = hotpath.client()
     local = UsagePublisher()

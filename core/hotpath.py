@@ -1,5 +1,5 @@
-"""The Redis of the gateway's hot path: key-cache invalidation, last-used stamps (and, for the
-apps above, spend counters and the usage stream).
+"""The Redis of the gateway's hot path, shared by every app: key-cache invalidation and last-used
+stamps (apikeys), spend counters (billing), the usage stream (usage), in-process beat claims.
 
 One code path whatever the mode. With `REDIS_URL` set this is a Redis shared by every process: a
 real one in production and the tests, or in `make run` the stand-in its workers share
@@ -7,17 +7,19 @@ real one in production and the tests, or in `make run` the stand-in its workers 
 process-wide fakeredis plays Redis, with the same commands, pub/sub and transactions, so the code
 above never asks which one it has. Import it from here:
 
-    from apikeys import hotpath
+    from core import hotpath
     hotpath.client().hset(...)
 
 Without `REDIS_URL` each process has its own "Redis", so state is not shared between processes:
 a key revoked by such a command reaches running servers through the key cache's short TTL only.
 """
 
+import asyncio
 import threading
 
 import fakeredis
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 
 _lock = threading.Lock()
@@ -45,3 +47,21 @@ def client() -> redis.Redis:
             else:
                 _clients[url] = fakeredis.FakeRedis(server=_standin_server)
         return _clients[url]
+
+
+_async_clients: dict[tuple[str, int], aioredis.Redis] = {}
+
+
+def aclient() -> aioredis.Redis:
+    """An asyncio client for the same Redis as `client()` (its stand-in included), one per event
+    loop (a uvicorn worker has one)."""
+    url = settings.REDIS_URL
+    key = (url, id(asyncio.get_running_loop()))
+    found = _async_clients.get(key)
+    if found is None:
+        if url:
+            found = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        else:
+            found = fakeredis.FakeAsyncRedis(server=_standin_server)
+        _async_clients[key] = found
+    return found

@@ -10,8 +10,8 @@ function in asgiref's thread, served from memory, refreshed without stalling req
 - A miss (or a value older than `max_age`) waits for the load; concurrent misses of one key share
   a single load ("single flight"), so an expiry under load is one query, not one per request.
 
-Lives in `usage` because pricing (here), billing and the gateway all use it, and apps may only
-import downwards.
+On the ground floor (`core`) because pricing (usage), limits (billing) and routes (gateway) all
+use it, and apps may only import downwards.
 """
 
 from __future__ import annotations
