@@ -11,18 +11,15 @@ import uuid
 from dataclasses import dataclass, field
 
 import redis
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.services import record_event
-from core import hotpath
+from core import emails, hotpath
 from members.models import Membership, User
 from members.policy import can
 from members.selectors import workspaces_for
@@ -329,10 +326,10 @@ def record_expiries(*, now: dt.datetime | None = None) -> int:
     return recorded
 
 
-NOTICE_TEMPLATES = {
-    KeyNotice.Reason.EXPIRING: "apikeys/email/key_expiring",
-    KeyNotice.Reason.AGED: "apikeys/email/key_aged",
-    KeyNotice.Reason.UNUSED: "apikeys/email/key_unused",
+NOTICE_EMAILS = {  # templates/emails/<name>-*
+    KeyNotice.Reason.EXPIRING: "key-expiring",
+    KeyNotice.Reason.AGED: "key-aged",
+    KeyNotice.Reason.UNUSED: "key-unused",
 }
 
 
@@ -368,11 +365,11 @@ def send_key_notice(*, key: ApiKey, reason: str, now: dt.datetime | None = None)
         except IntegrityError:
             return False  # claimed by an earlier or concurrent run
         # Sent inside the claim's transaction: if sending fails the claim goes, to retry later.
-        _email_owner(key, NOTICE_TEMPLATES[reason], now=now)
+        _email_owner(key, NOTICE_EMAILS[reason], now=now)
     return True
 
 
-def _email_owner(key: ApiKey, template: str, *, now: dt.datetime) -> None:
+def _email_owner(key: ApiKey, email_name: str, *, now: dt.datetime) -> None:
     context = {
         "key": key,
         "organization": key.organization,
@@ -380,21 +377,17 @@ def _email_owner(key: ApiKey, template: str, *, now: dt.datetime) -> None:
         "days_left": max(0, (key.expires_at - now).days) if key.expires_at else None,
         "age_days": (now - key.created_at).days,
         "last_used_at": key.last_used_at,
-        "keys_url": settings.CONSOLE_BASE_URL
-        + reverse("apikeys:list", kwargs={"slug": key.organization.slug}),
+        "keys_url": emails.absolute_url(
+            reverse("apikeys:list", kwargs={"slug": key.organization.slug})
+        ),
     }
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-    text = render_to_string(f"{template}_body.txt", context)
-    html = render_to_string(f"{template}_body.html", context)
-    message = EmailMultiAlternatives(subject=subject, body=text, to=[key.owner.email])
-    message.attach_alternative(html, "text/html")
-    message.send()
+    emails.send(emails.make_message(email_name, key.owner.email, context))
 
 
 def send_due_notices(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
-    for reason in NOTICE_TEMPLATES:
+    for reason in NOTICE_EMAILS:
         due = keys_due_notice(reason, now=now).select_related("organization", "workspace", "owner")
         for key in due:
             sent += send_key_notice(key=key, reason=reason, now=now)

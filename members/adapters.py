@@ -1,7 +1,14 @@
-"""allauth, taught about invitations: the emailed link proves the invitee owns the address."""
+"""allauth, taught about invitations (the emailed link proves the invitee owns the address) and
+sending its emails the console's way (core/emails.py: the site's name, links on
+CONSOLE_BASE_URL)."""
+
+from dataclasses import dataclass
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from django.urls import reverse
+
+from core import emails
 
 from .invitation_links import invitation_in_session, same_hash
 from .services import invitation_problem
@@ -34,3 +41,42 @@ class AccountAdapter(DefaultAccountAdapter):
         if self._open_invitation(request) is not None:
             return reverse("invitations:accept")
         return super().get_login_redirect_url(request)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's templates (account/email/<prefix>_subject.txt, _message.txt), with the
+        console's name instead of the request's host ("Hello from 127.0.0.1:8102!") and links
+        on CONSOLE_BASE_URL, sent by the one helper."""
+        request = allauth_context.request
+        ctx = {
+            "request": request,
+            "email": email,
+            "current_site": ConsoleSite(name=emails.site_context()["site_name"]),
+            **emails.site_context(),
+            **_links_on_console_address(context, request),
+        }
+        emails.send(self.render_mail(template_prefix, email, ctx))
+
+
+@dataclass(frozen=True)
+class ConsoleSite:
+    """What allauth's templates read as `current_site`."""
+
+    name: str
+
+    @property
+    def domain(self) -> str:
+        return emails.site_domain()
+
+
+def _links_on_console_address(context: dict, request) -> dict:
+    """allauth builds its links from the request (`http://<Host>/accounts/…`): put them on the
+    console's public address instead."""
+    if request is None:
+        return dict(context)
+    origin = request.build_absolute_uri("/")
+    return {
+        name: emails.absolute_url(value[len(origin) :])
+        if isinstance(value, str) and value.startswith(origin)
+        else value
+        for name, value in context.items()
+    }

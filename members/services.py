@@ -1,17 +1,14 @@
-from urllib.parse import urljoin
-
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import record_event
+from core import emails
 from orgs import services as org_services
 from orgs.models import Organization, Workspace
 from orgs.selectors import default_workspace
@@ -245,9 +242,9 @@ def _check_seat_free(organization: Organization) -> None:
         raise ValidationError(member_limit_message(organization))
 
 
-def _invitation_link(site_url: str, invitation: Invitation, token: str) -> str:
+def _invitation_link(invitation: Invitation, token: str) -> str:
     path = reverse("invitations:open", args=[invitation_links.link_token(invitation.pk, token)])
-    return urljoin(site_url, path)
+    return emails.absolute_url(path)
 
 
 def _send_invitation_email(invitation: Invitation, link: str) -> None:
@@ -258,18 +255,8 @@ def _send_invitation_email(invitation: Invitation, link: str) -> None:
         "role": invitation.get_role_display(),
         "link": link,
         "expires_at": invitation.expires_at,
-        "support_contact": settings.CONSOLE_SUPPORT_CONTACT,
     }
-    subject = render_to_string("members/email/invitation_subject.txt", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=render_to_string("members/email/invitation_message.txt", context),
-        to=[invitation.email],
-    )
-    message.attach_alternative(
-        render_to_string("members/email/invitation_message.html", context), "text/html"
-    )
-    message.send()
+    emails.send(emails.make_message("invitation", invitation.email, context))
 
 
 def _send_after_commit(invitation: Invitation, link: str) -> None:
@@ -337,12 +324,11 @@ def invite_member(
     email: str,
     role: str,
     actor: User,
-    site_url: str,
     workspaces: list[Workspace] | None = None,
 ) -> Invitation:
     """Invite `email` with `role`; the email with the link goes out once the transaction commits.
 
-    `site_url` is the console's address as people reach it ("https://console.example.com/").
+    The link is on the console's address, CONSOLE_BASE_URL (never a request's Host header).
     Refused for an existing member, an address with a pending invitation, a role outside the
     three, and an organization at its member limit (members plus pending invitations).
     """
@@ -381,12 +367,12 @@ def invite_member(
             "expires_at": invitation.expires_at,
         },
     )
-    _send_after_commit(invitation, _invitation_link(site_url, invitation, token))
+    _send_after_commit(invitation, _invitation_link(invitation, token))
     return invitation
 
 
 @transaction.atomic
-def resend_invitation(*, invitation: Invitation, actor: User, site_url: str) -> Invitation:
+def resend_invitation(*, invitation: Invitation, actor: User) -> Invitation:
     """Send a new link with a new 7-day expiry. The previous link stops working."""
     organization = Organization.objects.select_for_update().get(pk=invitation.organization_id)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
@@ -415,7 +401,7 @@ def resend_invitation(*, invitation: Invitation, actor: User, site_url: str) -> 
         before=before,
         after={"expires_at": invitation.expires_at, "status": invitation.status},
     )
-    _send_after_commit(invitation, _invitation_link(site_url, invitation, token))
+    _send_after_commit(invitation, _invitation_link(invitation, token))
     return invitation
 
 

@@ -76,10 +76,6 @@ class MembersTableView(OrgTableView):
         )
 
 
-def _site_url(request) -> str:
-    return request.build_absolute_uri("/")
-
-
 # Lists ------------------------------------------------------------------------------------------
 
 
@@ -127,7 +123,6 @@ def invite(request):
                 role=form.cleaned_data["role"],
                 workspaces=list(form.cleaned_data["workspaces"]),
                 actor=request.user,
-                site_url=_site_url(request),
             )
         except ValidationError as error:
             add_service_errors(form, error)
@@ -151,9 +146,7 @@ def invitation_resend(request, invitation_id: int):
     invitation = _invitation(request, invitation_id)
     return confirm_then_run(
         request,
-        run=lambda: services.resend_invitation(
-            invitation=invitation, actor=request.user, site_url=_site_url(request)
-        ),
+        run=lambda: services.resend_invitation(invitation=invitation, actor=request.user),
         success=f"Invitation sent again to {invitation.email}; valid for 7 days.",
         done_url=reverse("members:invitations", args=[request.organization.slug]),
         template="members/invitation_confirm.html",

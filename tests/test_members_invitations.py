@@ -386,7 +386,6 @@ def test_the_service_refuses_a_malformed_address_too(world):
     with pytest.raises(ValidationError, match="valid email"):
         services.invite_member(
             organization=world.org, email="nope", role=Role.MEMBER, actor=world.admin.user,
-            site_url="http://testserver/",
         )  # fmt: skip
 
 
@@ -450,7 +449,6 @@ def test_roles_outside_the_three_are_refused(
     with pytest.raises(ValidationError):
         services.invite_member(
             organization=world.org, email="pat@acme.test", role=role, actor=world.admin.user,
-            site_url="http://testserver/",
         )  # fmt: skip
 
 
@@ -466,7 +464,6 @@ def test_workspaces_of_another_organization_are_refused(world):
         services.invite_member(
             organization=world.org, email="pat@acme.test", role=Role.MEMBER,
             workspaces=[world.other_workspace], actor=world.admin.user,
-            site_url="http://testserver/",
         )  # fmt: skip
 
 
@@ -508,15 +505,12 @@ def test_member_limit_counts_pending_invitations(client, world, django_capture_o
 def test_resending_an_expired_invitation_needs_a_free_seat(world):
     invitation = services.invite_member(
         organization=world.org, email="pat@acme.test", role=Role.MEMBER, actor=world.admin.user,
-        site_url="http://testserver/",
     )  # fmt: skip
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now())
     world.org.member_limit = 3
     world.org.save(update_fields=["member_limit"])
     with pytest.raises(ValidationError, match="member limit"):
-        services.resend_invitation(
-            invitation=invitation, actor=world.admin.user, site_url="http://testserver/"
-        )
+        services.resend_invitation(invitation=invitation, actor=world.admin.user)
 
 
 # Concurrency ----------------------------------------------------------------------------------
@@ -526,7 +520,7 @@ def test_resending_an_expired_invitation_needs_a_free_seat(world):
 def test_concurrent_accepts_of_one_invitation_make_one_membership(world):
     invitation = services.invite_member(
         organization=world.org, email="outsider@globex.test", role=Role.MEMBER,
-        actor=world.admin.user, site_url="http://testserver/",
+        actor=world.admin.user,
     )  # fmt: skip
     barrier = threading.Barrier(2)
     outcomes = []
@@ -558,7 +552,7 @@ def test_concurrent_accepts_of_one_invitation_make_one_membership(world):
 def test_accepting_when_already_a_member_closes_the_invitation_without_a_duplicate(world):
     invitation = services.invite_member(
         organization=world.org, email="outsider@globex.test", role=Role.BILLING,
-        actor=world.admin.user, site_url="http://testserver/",
+        actor=world.admin.user,
     )  # fmt: skip
     existing = services.add_member(
         organization=world.org, user=world.outsider.user, role=Role.MEMBER, actor=None
@@ -619,9 +613,10 @@ def test_a_non_admin_sees_who_can_invite_and_no_invite_form(client, world):
     assert not Invitation.objects.exists()
 
 
-def test_the_email_link_uses_the_address_the_admin_reached_the_console_at(
-    client, world, django_capture_on_commit_callbacks
+def test_the_email_link_is_on_the_consoles_address_whatever_host_the_admin_used(
+    client, world, django_capture_on_commit_callbacks, settings
 ):
+    settings.CONSOLE_BASE_URL = "https://console.example.com"
     client.force_login(world.admin.user)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -629,14 +624,16 @@ def test_the_email_link_uses_the_address_the_admin_reached_the_console_at(
             {"email": "pat@acme.test", "role": "member"},
             headers={"host": "localhost"},
         )
-    assert "http://localhost/invitations/" in mail.outbox[0].body
+    body = mail.outbox[0].body
+    assert "https://console.example.com/invitations/" in body and "localhost" not in body
+    assert "Sent by Console (https://console.example.com/) for Acme Support." in body
 
 
 def test_no_email_is_sent_when_the_invitation_is_rolled_back(world):
     with pytest.raises(RuntimeError), transaction.atomic():
         services.invite_member(
             organization=world.org, email="pat@acme.test", role=Role.MEMBER,
-            actor=world.admin.user, site_url="http://testserver/",
+            actor=world.admin.user,
         )  # fmt: skip
         raise RuntimeError("roll back")
     assert not mail.outbox

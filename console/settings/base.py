@@ -15,8 +15,10 @@ DEBUG = env.bool("DEBUG", default=False)
 # The embedded default key is only good for `make run`; production settings refuse it.
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-demo-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-# Where users reach the console: links in emails sent without a request (key reminders).
+# Where users reach the console: every link in an email is made from it (core/emails.py).
 CONSOLE_BASE_URL = env.str("CONSOLE_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The console's name in emails ("Hello from Console", "[Console] …").
+CONSOLE_SITE_NAME = env.str("CONSOLE_SITE_NAME", default="Console")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_celery_beat",
+    "core",
     "audit",
     "orgs",
     "members",
@@ -139,7 +142,7 @@ ACCOUNT_SIGNUP_FORM_CLASS = "members.forms.SignupNameForm"
 # Knows invitation links: an invitee signing up with the invited address is already verified.
 ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Console] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{CONSOLE_SITE_NAME}] "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Console")
 
