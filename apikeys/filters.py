@@ -5,7 +5,7 @@ from django.db.models import Q
 from members.policy import can
 from orgs.models import Workspace
 
-from .models import ApiKey, KeyStatus
+from .models import AdminKey, ApiKey, KeyStatus
 from .selectors import key_owners, key_workspaces, with_status
 
 
@@ -47,3 +47,31 @@ class ApiKeyFilter(django_filters.FilterSet):
 
     def filter_status(self, queryset, name, value):
         return with_status(queryset, value)
+
+
+class AdminKeyFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="filter_text", label="Search", widget=forms.SearchInput)
+    status = django_filters.ChoiceFilter(
+        choices=[(KeyStatus.ACTIVE, "Active"), (KeyStatus.REVOKED, "Revoked")],
+        method="filter_status",
+        label="Status",
+        empty_label="Any",
+    )
+
+    class Meta:
+        model = AdminKey
+        fields = ["q", "status"]
+
+    def filter_text(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name__icontains=value)
+            | Q(prefix__icontains=value)
+            | Q(last4=value)
+            | Q(owner__email__icontains=value)
+        )
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(revoked_at__isnull=value == KeyStatus.ACTIVE)

@@ -79,3 +79,7 @@ class KeyRotateForm(forms.Form):
         label="Keep the old key working for",
         help_text="Time to deploy the new key everywhere. Then the old key expires.",
     )
+
+
+class AdminKeyCreateForm(forms.Form):
+    name = KeyNameField(help_text="What uses it, e.g. Terraform, HR sync or Finance reports.")

@@ -101,3 +101,50 @@ class KeyNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} notice for key {self.key_id}"
+
+
+class AdminKey(models.Model):
+    """A key for the Admin API (/v1/organizations/...): it acts with the Admin role of its
+    owner, who must stay an Admin of the organization for it to work. Never accepted at
+    /v1/messages. Stored like an API key: the peppered hash, prefix and last 4 only."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="admin_keys"
+    )
+    # The Admin who created it. A member removed or no longer Admin has their admin keys
+    # revoked (receivers.py); the rows stay for history.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="admin_keys"
+    )
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(name=""), name="adminkey_name_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(key_hash__regex=r"^[0-9a-f]{64}$"),
+                name="adminkey_hash_is_sha256_hex",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display})"
+
+    @property
+    def display(self) -> str:
+        return f"{self.prefix}…{self.last4}"
+
+    @property
+    def status(self) -> str:
+        return KeyStatus.REVOKED if self.revoked_at is not None else KeyStatus.ACTIVE
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

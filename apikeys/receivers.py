@@ -9,6 +9,7 @@ from members.services import member_removing, role_changed, workspace_access_los
 from orgs.services import workspace_archiving
 
 from .services import (
+    revoke_admin_keys_of_member,
     revoke_keys_in_workspace,
     revoke_keys_of_member,
     revoke_keys_of_member_in_workspaces,
@@ -20,6 +21,7 @@ from .services import (
 def revoke_keys_on_member_removal(sender, membership, actor, **kwargs):
     # Inside the removal's transaction: the keys go if and only if the member goes.
     revoke_keys_of_member(membership=membership, actor=actor)
+    revoke_admin_keys_of_member(membership=membership, actor=actor, reason="member removed")
 
 
 @receiver(role_changed, dispatch_uid="apikeys.revoke_on_role_without_keys")
@@ -27,6 +29,13 @@ def revoke_keys_on_role_without_keys(sender, membership, old_role, actor, **kwar
     # Billing-only holds no API keys: a member moved there keeps none working.
     if not can(membership, "apikeys.create"):
         revoke_keys_of_member(
+            membership=membership,
+            actor=actor,
+            reason=f"role changed to {membership.get_role_display()}",
+        )
+    # Admin keys act with the Admin role: a member who no longer has it keeps none working.
+    if not can(membership, "adminkeys.create"):
+        revoke_admin_keys_of_member(
             membership=membership,
             actor=actor,
             reason=f"role changed to {membership.get_role_display()}",

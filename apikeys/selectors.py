@@ -1,6 +1,7 @@
 """Reads of API keys, scoped to an organization and to what the member may see."""
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -10,7 +11,8 @@ from members.policy import can
 from members.selectors import workspaces_for
 from orgs.models import Workspace
 
-from .models import ApiKey, KeyStatus
+from .keyformat import ADMIN_PREFIX, check_key_format, hash_key
+from .models import AdminKey, ApiKey, KeyStatus
 
 
 def keys_visible_to(membership: Membership) -> QuerySet[ApiKey]:
@@ -68,3 +70,56 @@ def key_matching_display(display: str, organization_id: int | None = None) -> Qu
     if organization_id is not None:
         keys = keys.filter(organization_id=organization_id)
     return keys
+
+
+def admin_keys_for_list(membership: Membership) -> QuerySet[AdminKey]:
+    """The organization's admin keys, for its Admins (the view checks `adminkeys.view`)."""
+    return AdminKey.objects.filter(organization_id=membership.organization_id).select_related(
+        "owner"
+    )
+
+
+@dataclass(frozen=True)
+class AdminKeyCheck:
+    """An admin key accepted (`key` and the owner's Admin `membership`), or why not."""
+
+    key: AdminKey | None = None
+    membership: Membership | None = None
+    failure: str = ""  # malformed | unknown | revoked | not_admin
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+
+def authenticate_admin_key(raw) -> AdminKeyCheck:
+    """Read on every Admin API request (no cache): a revoked key, or an owner who is no longer
+    an Admin, is refused from the next request on."""
+    problem = check_key_format(raw, ADMIN_PREFIX)
+    if problem is not None:
+        return AdminKeyCheck(failure="malformed", message=problem)
+    key = (
+        AdminKey.objects.select_related("organization", "owner")
+        .filter(key_hash=hash_key(raw))
+        .first()
+    )
+    if key is None:
+        return AdminKeyCheck(
+            failure="unknown",
+            message="This admin key does not exist. Check that you copied the whole key.",
+        )
+    if key.revoked_at is not None:
+        return AdminKeyCheck(key=key, failure="revoked", message="This admin key has been revoked.")
+    membership = (
+        Membership.objects.select_related("organization", "user")
+        .filter(organization_id=key.organization_id, user_id=key.owner_id)
+        .first()
+    )
+    if membership is None or not can(membership, "adminkeys.create"):
+        return AdminKeyCheck(
+            key=key,
+            failure="not_admin",
+            message="This admin key's owner is no longer an Admin of the organization.",
+        )
+    return AdminKeyCheck(key=key, membership=membership)

@@ -26,8 +26,8 @@ from members.selectors import workspaces_for
 from orgs.models import Workspace
 
 from . import selectors
-from .keyformat import display_parts, generate_key, hash_key
-from .models import ApiKey, KeyNotice, KeyStatus
+from .keyformat import ADMIN_PREFIX, display_parts, generate_key, hash_key
+from .models import AdminKey, ApiKey, KeyNotice, KeyStatus
 from .verification import LAST_USED_KEY, announce_key_change
 
 logger = logging.getLogger(__name__)
@@ -293,6 +293,118 @@ def revoke_keys_of_user(*, user: User) -> int:
         revoke_api_key(key=key, actor=None, actor_label="system", reason="account deleted")
         count += 1
     return count
+
+
+# -- admin keys ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedAdminKey:
+    """A new admin key and its plaintext, which exists nowhere else. Show it once."""
+
+    key: AdminKey
+    plaintext: str = field(repr=False)
+
+
+def admin_key_summary(key: AdminKey) -> dict:
+    return {"name": key.name, "key": key.display, "owner": key.owner.email if key.owner else ""}
+
+
+@sensitive_variables("plaintext")
+@transaction.atomic
+def create_admin_key(
+    *, membership: Membership, name: str, actor: User | None, actor_label: str | None = None
+) -> IssuedAdminKey:
+    """An admin key acting for `membership`, who must be an Admin (the Admin API can do all an
+    Admin can). Only Admins create them, for themselves."""
+    name = _clean_name(name)
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("organization", "user")
+        .get(pk=membership.pk)
+    )
+    if not can(membership, "adminkeys.create"):
+        raise ValidationError(
+            f"{membership.user.email} is not an Admin of {membership.organization.name}: only "
+            "Admins hold admin keys."
+        )
+    plaintext = generate_key(ADMIN_PREFIX)
+    prefix, last4 = display_parts(plaintext)
+    key = AdminKey.objects.create(
+        organization=membership.organization,
+        owner=membership.user,
+        name=name,
+        key_hash=hash_key(plaintext),
+        prefix=prefix,
+        last4=last4,
+    )
+    record_event(
+        action="adminkey.created",
+        organization=membership.organization,
+        actor=actor,
+        actor_label=actor_label,
+        target=key,
+        after=admin_key_summary(key),
+    )
+    return IssuedAdminKey(key=key, plaintext=plaintext)
+
+
+@transaction.atomic
+def revoke_admin_key(
+    *, key: AdminKey, actor: User | None, actor_label: str | None = None, reason: str = ""
+) -> AdminKey:
+    """Refuse the admin key from its next request on (the Admin API reads it from the database
+    on every request: nothing is cached)."""
+    key = (
+        AdminKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=key.pk)
+    )
+    if key.revoked_at is not None:
+        raise ValidationError(f"{key.name} was already revoked.")
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    after = {"revoked_at": key.revoked_at}
+    if reason:
+        after["reason"] = reason
+    record_event(
+        action="adminkey.revoked",
+        organization=key.organization,
+        actor=actor,
+        actor_label=actor_label,
+        target=key,
+        before={"status": "active"},
+        after=after,
+    )
+    return key
+
+
+@transaction.atomic
+def revoke_admin_keys_of_member(*, membership: Membership, actor: User | None, reason: str) -> int:
+    """A member leaves, or stops being an Admin: their admin keys stop working."""
+    keys = AdminKey.objects.filter(
+        organization_id=membership.organization_id,
+        owner_id=membership.user_id,
+        revoked_at__isnull=True,
+    )
+    count = 0
+    for key in keys.select_for_update().order_by("pk"):
+        revoke_admin_key(key=key, actor=actor, reason=reason)
+        count += 1
+    return count
+
+
+ADMIN_KEY_LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
+def note_admin_key_used(key: AdminKey, *, now: dt.datetime | None = None) -> None:
+    """Stamp `last_used_at`, at most once a minute per key (a conditional update: no lock)."""
+    now = now or timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= ADMIN_KEY_LAST_USED_EVERY:
+        AdminKey.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now), pk=key.pk
+        ).update(last_used_at=now)
+        key.last_used_at = now
 
 
 # -- the daily hygiene task ------------------------------------------------------------------

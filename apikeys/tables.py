@@ -2,7 +2,7 @@ import django_tables2 as tables
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import ApiKey, KeyStatus
+from .models import AdminKey, ApiKey, KeyStatus
 
 NOWRAP = {"td": {"class": "text-nowrap"}}
 STATUS_BADGES = {
@@ -63,3 +63,51 @@ class ApiKeyTable(tables.Table):
 
     def value_status(self, record):
         return record.status_at(self.now)
+
+
+class AdminKeyTable(tables.Table):
+    name = tables.Column()
+    key = tables.Column(accessor="prefix", verbose_name="Key", order_by=("prefix", "last4"))
+    owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
+    status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs=NOWRAP)
+    last_used_at = tables.DateTimeColumn(
+        verbose_name="Last used", format="Y-m-d H:i", default="Never", attrs=NOWRAP
+    )
+    revoked_at = tables.DateTimeColumn(
+        verbose_name="Revoked", format="Y-m-d H:i", default="—", attrs=NOWRAP, visible=False
+    )
+    actions = tables.TemplateColumn(
+        template_name="apikeys/admin_key_actions.html",
+        orderable=False,
+        verbose_name="",
+        exclude_from_export=True,
+    )
+
+    class Meta:
+        model = AdminKey
+        fields = (
+            "name", "key", "owner", "status", "created_at", "last_used_at", "revoked_at",
+            "actions",
+        )  # fmt: skip
+        sequence = fields
+        order_by = ("-created_at",)
+        empty_text = "No admin keys."
+
+    def render_key(self, record):
+        return format_html('<code class="text-nowrap">{}</code>', record.display)
+
+    def value_key(self, record):
+        return record.display
+
+    def render_status(self, record):
+        status = KeyStatus(record.status)
+        return format_html(
+            '<span class="badge {}" data-status="{}">{}</span>',
+            STATUS_BADGES[status],
+            status.value,
+            status.label,
+        )
+
+    def value_status(self, record):
+        return record.status

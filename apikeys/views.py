@@ -16,10 +16,10 @@ from members.listing import OrgTableView
 from members.policy import can
 
 from . import selectors, services
-from .filters import ApiKeyFilter
-from .forms import KeyCreateForm, KeyRenameForm, KeyRotateForm
-from .models import ApiKey
-from .tables import ApiKeyTable
+from .filters import AdminKeyFilter, ApiKeyFilter
+from .forms import AdminKeyCreateForm, KeyCreateForm, KeyRenameForm, KeyRotateForm
+from .models import AdminKey, ApiKey
+from .tables import AdminKeyTable, ApiKeyTable
 
 
 class ApiKeyListView(OrgTableView):
@@ -126,3 +126,59 @@ def key_rotate(request, key_id: int):
             key.refresh_from_db()
             return _show_once(request, issued, rotated_from=key)
     return render(request, "apikeys/key_rotate.html", {"form": form, "key": key, "nav": "apikeys"})
+
+
+# -- admin keys: the Admin API's credentials, on their own tab ------------------------------
+
+
+class AdminKeyListView(OrgTableView):
+    capability = "adminkeys.view"
+    table_class = AdminKeyTable
+    filterset_class = AdminKeyFilter
+    template_name = "apikeys/admin_key_list.html"
+    export_name = "admin-keys"
+
+    def get_queryset(self):
+        return selectors.admin_keys_for_list(self.membership)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(nav="apikeys", tab="admin", **kwargs)
+
+
+@never_cache
+@sensitive_variables()  # the new key passes through the locals below
+@org_view("adminkeys.create")
+def admin_key_create(request):
+    form = AdminKeyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.create_admin_key(
+                membership=request.membership, name=form.cleaned_data["name"], actor=request.user
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return render(
+                request,
+                "apikeys/admin_key_created.html",
+                {"issued": issued, "nav": "apikeys", "tab": "admin"},
+            )
+    return render(
+        request, "apikeys/admin_key_form.html", {"form": form, "nav": "apikeys", "tab": "admin"}
+    )
+
+
+@org_view("adminkeys.manage")
+def admin_key_revoke(request, admin_key_id: int):
+    key = get_object_or_404(
+        AdminKey.objects.filter(organization=request.organization).select_related("owner"),
+        pk=admin_key_id,
+    )
+    return confirm_then_run(
+        request,
+        run=lambda: services.revoke_admin_key(key=key, actor=request.user),
+        success=f"{key.name} is revoked: the Admin API refuses it from now on.",
+        done_url=reverse("apikeys:admin_keys", args=[request.organization.slug]),
+        template="apikeys/admin_key_revoke.html",
+        context={"key": key, "nav": "apikeys", "tab": "admin"},
+    )

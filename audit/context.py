@@ -4,6 +4,7 @@ Services record audit events without being handed the request: the middleware be
 origin in a context variable, which works the same for sync and async views.
 """
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -38,3 +39,21 @@ class AuditOriginMiddleware:
             return self.get_response(request)
         finally:
             _current_origin.reset(token)
+
+
+# How the actor acted when it was not through the browser, e.g. "admin key CI (cak_AbCd…wxyz)":
+# the Admin API sets it for its request, and audit rows name the key beside its owner.
+_current_via: ContextVar[str] = ContextVar("audit_via", default="")
+
+
+def current_via() -> str:
+    return _current_via.get()
+
+
+@contextmanager
+def acting_via(label: str):
+    token = _current_via.set(label)
+    try:
+        yield
+    finally:
+        _current_via.reset(token)

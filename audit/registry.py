@@ -38,6 +38,8 @@ ACTIONS: dict[str, str] = {
     "apikey.revoked": "Revoked an API key",
     "apikey.rotated": "Rotated an API key",
     "apikey.expired": "An API key expired",
+    "adminkey.created": "Created an admin key",
+    "adminkey.revoked": "Revoked an admin key",
     # gateway
     "gateway.upstream_changed": "Changed the upstream API configuration",
     "gateway.upstream_removed": "Removed the upstream API configuration",

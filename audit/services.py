@@ -6,7 +6,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .context import current_origin
+from .context import current_origin, current_via
 from .models import AuditEvent
 from .registry import ACTIONS
 
@@ -65,6 +65,11 @@ def record_event(
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     origin = current_origin()
+    if actor_label is None:
+        actor_label = actor_label_for(actor)
+        via = current_via()
+        if via:
+            actor_label = f"{actor_label} via {via}" if actor_label else via
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
@@ -73,7 +78,7 @@ def record_event(
         created_at=timezone.now(),
         organization=organization,
         actor=actor,
-        actor_label=actor_label if actor_label is not None else actor_label_for(actor),
+        actor_label=actor_label[:254],
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",

@@ -34,6 +34,8 @@ NONE, OWN, VIEW, FULL = Level.NONE, Level.OWN, Level.VIEW, Level.FULL
 #                 Admin        Member       Billing-only
 ROLE_TABLE: dict[str, dict[str, Level]] = {
     "apikeys":    {Role.ADMIN: FULL, Role.MEMBER: OWN,  Role.BILLING: NONE},
+    # Admin keys act for the Admin API with the Admin role: Admins only (not in the guide).
+    "adminkeys":  {Role.ADMIN: FULL, Role.MEMBER: NONE, Role.BILLING: NONE},
     "billing":    {Role.ADMIN: FULL, Role.MEMBER: VIEW, Role.BILLING: FULL},
     "members":    {Role.ADMIN: FULL, Role.MEMBER: NONE, Role.BILLING: NONE},
     "usage":      {Role.ADMIN: FULL, Role.MEMBER: OWN,  Role.BILLING: VIEW},

@@ -39,6 +39,9 @@ ORG_PAGES: dict[str, set[str]] = {
     "apikeys:rename": {ADMIN, MEMBER},
     "apikeys:revoke": {ADMIN, MEMBER},
     "apikeys:rotate": {ADMIN, MEMBER},
+    "apikeys:admin_keys": {ADMIN},
+    "apikeys:admin_key_create": {ADMIN},
+    "apikeys:admin_key_revoke": {ADMIN},
     "billing:overview": EVERYONE,
     "usage:overview": EVERYONE,
     "gateway:upstream": {ADMIN},
@@ -109,6 +112,7 @@ def _values(world, *, own_org: bool = True) -> dict:
         "member_id": world.member.pk,
         "invitation_id": _invitation(world).pk,
         "key_id": _api_key(world).pk,
+        "admin_key_id": _admin_key(world).pk,
     }
 
 
@@ -133,6 +137,17 @@ def _api_key(world):
         key = create_api_key(
             membership=world.member, workspace=world.workspace, name="Matrix", actor=None
         ).key
+    return key
+
+
+def _admin_key(world):
+    """An active admin key of `world.org`, owned by the Admin."""
+    from apikeys.models import AdminKey
+    from apikeys.services import create_admin_key
+
+    key = AdminKey.objects.filter(organization=world.org).first()
+    if key is None:
+        key = create_admin_key(membership=world.admin, name="Matrix", actor=None).key
     return key
 
 

@@ -29,6 +29,10 @@ GUIDE = [
     ("settings.manage", True, False, False),
     ("audit.view", True, False, False),
     ("workspaces.manage", True, False, False),
+    # Not in the guide: admin keys (the Admin API) carry the Admin role, so Admins only.
+    ("adminkeys.view", True, False, False),
+    ("adminkeys.create", True, False, False),
+    ("adminkeys.manage", True, False, False),
 ]
 
 
