@@ -37,7 +37,8 @@ from django.db import connection  # noqa: E402
 MODEL = "claude-haiku-4-5-20251001"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-SIM_PORT, GATEWAY_PORT = 9181, 9182
+SIM_PORT = int(os.environ.get("BENCH_SIM_PORT", "9181"))
+GATEWAY_PORT = int(os.environ.get("BENCH_GATEWAY_PORT", "9182"))
 BENCH_REDIS_DB = os.environ.get("BENCH_REDIS_DB", "13")
 TARGET_ADDED_P50_MS, TARGET_ADDED_P99_MS = 1.0, 3.0
 TARGET_RPS = {False: 2000, True: 1500}

@@ -4,12 +4,15 @@
     POST /v1/messages/count_tokens
     GET  /v1/models, /v1/models/{id}
 
-Per request: authenticate the console key (apikeys verification, cached), read the body (at most
-32 MB, enforced while reading), validate what the gateway itself needs (model, max_tokens), apply
-the workspace policy (model allow-list, max_tokens ceiling), reserve the maximum cost against the
-organization's monthly cap (billing.spend), forward the body unchanged to the organization's
+Per request, one `GatewayRequest` (parsed headers, key context, route, body, meter, relay state)
+goes through the named steps of `Gateway.handle`: authenticate the console key (apikeys
+verification, cached), check the endpoint, resolve the route (upstream + workspace policy), read
+the body (at most 32 MB, enforced while reading) and check what the gateway itself needs (model,
+max_tokens) against the workspace policy (model allow-list, max_tokens ceiling), reserve the
+maximum cost against the spending caps (billing.spend), forward the body unchanged to the
 upstream over a pooled aiohttp session, relay the answer, settle the cost and publish exactly one
-usage event (usage.stream; a deque append, flushed to Redis by a thread).
+usage event (usage.stream; a deque append, flushed to Redis by a thread). Any step refuses by
+raising GatewayError; `GatewayRequest.answer_error` says it in the one way still open.
 
 Why not a Django view: Django's handler alone caps a proxy near 1,150 req/s on the 2-core dev
 machine; this app does no ORM work on cache hits and runs nothing blocking on the event loop
@@ -219,6 +222,133 @@ class Meter:
         )
 
 
+class ClientHeaders:
+    """The request headers the gateway reads, parsed once."""
+
+    __slots__ = ("api_key", "beta", "content_length", "content_type", "version")
+
+    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        api_key = bearer = version = content_type = content_length = None
+        betas: list[bytes] = []
+        for name, value in raw_headers:
+            if name == b"x-api-key":
+                api_key = value.strip()
+            elif name == b"authorization":
+                parts = value.split(None, 1)  # the scheme, then any whitespace, then the token
+                if len(parts) == 2 and parts[0].lower() == b"bearer":
+                    bearer = parts[1].strip()
+            elif name == b"anthropic-version":
+                version = value
+            elif name == b"anthropic-beta":
+                betas.append(value)  # repeated headers mean a list, as a comma-joined one
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+        self.api_key: bytes | None = api_key or bearer  # x-api-key first, as Anthropic's API
+        self.version: bytes | None = version
+        self.beta: bytes | None = b",".join(betas) if betas else None
+        self.content_type: bytes | None = content_type
+        self.content_length: bytes | None = content_length
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """`messages`, `count_tokens`, `models`; `""` for a known path with the wrong method;
+    `other` for an unknown path."""
+    if path == "/v1/messages":
+        return "messages" if method == "POST" else ""
+    if path == "/v1/messages/count_tokens":
+        return "count_tokens" if method == "POST" else ""
+    if path == "/v1/models" or path.startswith("/v1/models/"):
+        return "models" if method == "GET" else ""
+    return "other"
+
+
+class GatewayRequest:
+    """One request through the gateway: what the client sent, whose key it is, where it goes,
+    and how far the answer has got (the relay state), so every step reads and writes here.
+
+    Relay state: `response_started` once the status line is sent (after it, a refusal can no
+    longer be a JSON error); `stream_open` while an SSE answer is being relayed (a failure then
+    ends the stream with an `event: error`, in `end_stream_with_error`, the one place that does).
+    """
+
+    __slots__ = (
+        "body",
+        "context",
+        "endpoint",
+        "headers",
+        "listed_for",
+        "meter",
+        "parsed",
+        "receive",
+        "response_started",
+        "route",
+        "scope",
+        "send",
+        "stream_open",
+        "upstream",
+        "url",
+        "watcher",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.endpoint = endpoint_of(scope["method"], scope["path"])
+        self.meter = Meter(new_request_id(), self.endpoint or "other")
+        self.headers = ClientHeaders(scope["headers"])
+        self.context: auth.KeyContext | None = None
+        self.route: routing.Route | None = None
+        self.upstream: routing.Upstream | None = None
+        self.url = ""
+        self.body = b""
+        self.parsed: dict | None = None  # the JSON body, for messages and count_tokens
+        self.listed_for: routing.Route | None = None  # a models list filtered for this route
+        self.watcher: asyncio.Future | None = None  # the client's disconnect, for streams
+        self.response_started = False
+        self.stream_open = False
+
+    # -- answering ---------------------------------------------------------------------------
+
+    async def start_response(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.response_started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def answer_error(self, error: GatewayError) -> None:
+        """Tell the client about a refusal or failure in the only way still open to us."""
+        self.meter.fail(error.status, error.error_type)
+        if self.stream_open:
+            await self.end_stream_with_error(error)
+            return
+        if self.response_started:  # a JSON answer is already on its way: nothing to add
+            return
+        body = error_body(error.error_type, error.message, self.meter.request_id)
+        await self.start_response(
+            error.status,
+            [
+                _JSON,
+                (b"content-length", b"%d" % len(body)),
+                (b"request-id", self.meter.request_id.encode()),
+            ],
+        )
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def end_stream_with_error(self, error: GatewayError) -> None:
+        """Mid-stream the status is sent: end the stream the way Anthropic does."""
+        self.stream_open = False
+        try:
+            event = sse_error_event(error.error_type, error.message)
+            await self.send({"type": "http.response.body", "body": event, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b""})
+        except Exception as exc:  # the client is gone: nothing left to tell
+            logger.info("Could not end stream %s: %r", self.meter.request_id, exc)
+
+    def client_left(self) -> bool:
+        return self.watcher is not None and self.watcher.done()
+
+
 class Gateway:
     def __init__(self) -> None:
         self._sessions: dict[int, aiohttp.ClientSession] = {}
@@ -272,91 +402,47 @@ class Gateway:
     # -- a request ---------------------------------------------------------------------------
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
-        path: str = scope["path"]
-        if path == "/v1/messages":
-            endpoint = "messages" if method == "POST" else ""
-        elif path == "/v1/messages/count_tokens":
-            endpoint = "count_tokens" if method == "POST" else ""
-        elif path == "/v1/models" or path.startswith("/v1/models/"):
-            endpoint = "models" if method == "GET" else ""
-        else:
-            endpoint = "other"
-        meter = Meter(new_request_id(), endpoint or "other")
-        state = {"started": False}
-
-        async def respond_error(error: GatewayError) -> None:
-            meter.fail(error.status, error.error_type)
-            if state.get("open_stream"):  # mid-stream: end it the way Anthropic does
-                state["open_stream"] = False
-                try:
-                    event = sse_error_event(error.error_type, error.message)
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-                    await send({"type": "http.response.body", "body": b""})
-                except Exception as exc:  # the client is gone: nothing left to tell
-                    logger.info("Could not end stream %s: %r", meter.request_id, exc)
-                return
-            if state["started"]:
-                return
-            state["started"] = True
-            body = error_body(error.error_type, error.message, meter.request_id)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": error.status,
-                    "headers": [
-                        _JSON,
-                        (b"content-length", b"%d" % len(body)),
-                        (b"request-id", meter.request_id.encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-
+        request = GatewayRequest(scope, receive, send)
         try:
-            await self.handle(scope, receive, send, meter, state, endpoint)
+            await self.handle(request)
         except GatewayError as error:
-            await respond_error(error)
+            await request.answer_error(error)
         except Exception:
-            logger.exception("Gateway error on request %s", meter.request_id)
-            await respond_error(GatewayError("api_error", "Internal gateway error.", 500))
+            logger.exception("Gateway error on request %s", request.meter.request_id)
+            await request.answer_error(GatewayError("api_error", "Internal gateway error.", 500))
         finally:
+            if request.watcher is not None and not request.watcher.done():
+                request.watcher.cancel()
             try:
-                await meter.emit()
+                await request.meter.emit()
             except Exception:
-                logger.exception("Could not meter request %s", meter.request_id)
+                logger.exception("Could not meter request %s", request.meter.request_id)
 
-    async def handle(
-        self, scope: Scope, receive: Receive, send: Send, meter: Meter, state: dict, endpoint: str
-    ) -> None:
-        raw_key = bearer = version = content_type = content_length = None
-        betas: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                raw_key = value.strip()
-            elif name == b"authorization":
-                parts = value.split(None, 1)  # the scheme, then any whitespace, then the token
-                if len(parts) == 2 and parts[0].lower() == b"bearer":
-                    bearer = parts[1].strip()
-            elif name == b"anthropic-version":
-                version = value
-            elif name == b"anthropic-beta":
-                betas.append(value)  # repeated headers mean a list, as a comma-joined one
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                content_length = value
+    async def handle(self, request: GatewayRequest) -> None:
+        """The steps of a request, in order; each raises GatewayError to refuse it."""
+        await self.authenticate(request)
+        self.check_endpoint(request)
+        await self.resolve_route(request)
+        if request.endpoint == "models":
+            self.target_models(request)
+        else:
+            await self.read_body(request)
+            self.check_body(request)
+            if request.endpoint == "messages":
+                await self.reserve_spend(request)
+            request.url = request.upstream.base_url + request.scope["path"]
+        await self.forward(request, self.upstream_headers(request))
 
-        raw_key = raw_key or bearer  # x-api-key first, as Anthropic's API
-        beta = b",".join(betas) if betas else None
-
-        # Authentication first: nothing else is said to a caller without a valid key.
+    async def authenticate(self, request: GatewayRequest) -> None:
+        """Authentication first: nothing else is said to a caller without a valid key."""
+        raw_key = request.headers.api_key
         if not raw_key:
             stats["missing_key"] += 1
             raise GatewayError("authentication_error", auth.MISSING_KEY_MESSAGE)
         verification = await auth.verify(raw_key.decode("latin-1"))
-        context = verification.context
+        context = request.context = verification.context
         if context is not None:
+            meter = request.meter
             meter.organization_id = context.organization_id
             meter.workspace_id = context.workspace_id
             meter.api_key_id = context.key_id
@@ -365,94 +451,49 @@ class Gateway:
             if context is None:
                 logger.info("Refused a request with a %s API key", verification.failure)
             raise GatewayError("authentication_error", verification.message)
-        if not endpoint:
+
+    @staticmethod
+    def check_endpoint(request: GatewayRequest) -> None:
+        scope = request.scope
+        if not request.endpoint:
             raise GatewayError("not_found_error", f"{scope['method']} {scope['path']} not found")
-        if endpoint == "other":
+        if request.endpoint == "other":
             raise GatewayError("not_found_error", f"Not found: {scope['path']}")
 
-        route = await routing.route_for(context.organization_id, context.workspace_id)
-        upstream = route.upstream
-        if upstream is None:
+    @staticmethod
+    async def resolve_route(request: GatewayRequest) -> None:
+        context = request.context
+        route = request.route = await routing.route_for(
+            context.organization_id, context.workspace_id
+        )
+        if route.upstream is None:
             raise GatewayError(
                 "permission_error",
                 "No usable upstream is configured for this organization: an Admin can set the "
                 "Anthropic API key (and base URL) in the console under Settings → Upstream.",
             )
+        request.upstream = route.upstream
 
-        body = b""
-        listed_for: routing.Route | None = None
-        if endpoint == "models":
-            model = model_id_of(scope)
-            if model is None:  # the list: this workspace's models only, Anthropic's paging
-                if route.allowed_models:
-                    listed_for = route
-                url = upstream.base_url + "/v1/models" + list_query(scope)
-            else:
-                meter.model = model
-                if not route.allows(model):
-                    raise GatewayError(
-                        "permission_error", f"The model {model} is not allowed in this workspace."
-                    )
-                url = upstream.base_url + "/v1/models/" + model
-        else:
-            body = await self.read_body(receive, content_type, content_length)
-            request = self.parse(body, endpoint)
-            model = request["model"]
-            meter.model = model
-            if not route.allows(model):
-                raise GatewayError(
-                    "permission_error", f"The model {model} is not allowed in this workspace."
-                )
-            if endpoint == "messages":
-                meter.stream = request.get("stream") is True
-                max_tokens = request["max_tokens"]
-                ceiling = route.max_tokens_ceiling
-                if ceiling is not None and max_tokens > ceiling:
-                    raise GatewayError(
-                        "invalid_request_error",
-                        f"max_tokens: {max_tokens} is above this workspace's limit of {ceiling}.",
-                    )
-                await pricing.aensure_loaded()
-                try:
-                    meter.reservation = await spend.reserve(
-                        organization_id=context.organization_id,
-                        model=model,
-                        max_tokens=max_tokens,
-                        body_bytes=len(body),
-                    )
-                except spend.CapReached as reached:
-                    raise GatewayError("invalid_request_error", reached.message) from None
-            url = upstream.base_url + scope["path"]
+    @staticmethod
+    def target_models(request: GatewayRequest) -> None:
+        """`GET /v1/models[/{id}]`: the upstream URL, and the model allow-list applied."""
+        route, base_url = request.route, request.upstream.base_url
+        model = model_id_of(request.scope)
+        if model is None:  # the list: this workspace's models only, Anthropic's paging
+            if route.allowed_models:
+                request.listed_for = route
+            request.url = base_url + "/v1/models" + list_query(request.scope)
+            return
+        request.meter.model = model
+        if not route.allows(model):
+            raise GatewayError(
+                "permission_error", f"The model {model} is not allowed in this workspace."
+            )
+        request.url = base_url + "/v1/models/" + model
 
-        headers = {
-            "x-api-key": upstream.api_key,
-            "anthropic-version": (version or DEFAULT_VERSION).decode("latin-1"),
-            # Without it any encoding is acceptable (RFC 9110): the answer must stay readable
-            # for metering, and the client gets what it would get from the API.
-            "accept-encoding": "identity",
-        }
-        if beta:
-            headers["anthropic-beta"] = beta.decode("latin-1")
-        for value in headers.values():
-            # Printable ASCII only: control characters and non-ASCII bytes are never forwarded.
-            if not (value.isascii() and value.isprintable()):
-                raise GatewayError("invalid_request_error", "Invalid characters in a header.")
-        if body:
-            headers["content-type"] = "application/json"
-        # A streaming client that goes away is noticed between two chunks, the relay stops and the
-        # event says so. A JSON request is not watched (a task per request costs throughput): if
-        # its client left, the upstream still did (and bills) the work, recorded as answered.
-        watcher = asyncio.ensure_future(receive()) if meter.stream else None
-        try:
-            await self.forward(scope["method"], url, headers, body, upstream, meter, state, send,
-                               watcher, listed_for)  # fmt: skip
-        finally:
-            if watcher is not None and not watcher.done():
-                watcher.cancel()
-
-    async def read_body(
-        self, receive: Receive, content_type: bytes | None, content_length: bytes | None
-    ) -> bytes:
+    async def read_body(self, request: GatewayRequest) -> None:
+        content_type = request.headers.content_type
+        content_length = request.headers.content_length
         if content_type is not None and b"json" not in content_type.lower():
             raise GatewayError("invalid_request_error", "Content-Type must be application/json.")
         if content_length is not None:
@@ -462,6 +503,7 @@ class Gateway:
                 raise GatewayError("invalid_request_error", "Invalid Content-Length.") from None
             if declared > MAX_BODY_BYTES:
                 raise GatewayError("request_too_large", "Request exceeds the maximum size (32 MB).")
+        receive = request.receive
         chunks: list[bytes] = []
         size = 0
         loop = asyncio.get_running_loop()
@@ -487,7 +529,62 @@ class Gateway:
             raise GatewayError(
                 "timeout_error", "The request body was not received in time.", 408
             ) from None
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def check_body(self, request: GatewayRequest) -> None:
+        """The body's own checks, then the workspace policy (model allow-list, max_tokens
+        ceiling)."""
+        parsed = request.parsed = self.parse(request.body, request.endpoint)
+        model = parsed["model"]
+        meter, route = request.meter, request.route
+        meter.model = model
+        if not route.allows(model):
+            raise GatewayError(
+                "permission_error", f"The model {model} is not allowed in this workspace."
+            )
+        if request.endpoint == "messages":
+            meter.stream = parsed.get("stream") is True
+            max_tokens = parsed["max_tokens"]
+            ceiling = route.max_tokens_ceiling
+            if ceiling is not None and max_tokens > ceiling:
+                raise GatewayError(
+                    "invalid_request_error",
+                    f"max_tokens: {max_tokens} is above this workspace's limit of {ceiling}.",
+                )
+
+    @staticmethod
+    async def reserve_spend(request: GatewayRequest) -> None:
+        """Reserve the request's maximum cost against the caps (billing.spend)."""
+        await pricing.aensure_loaded()
+        try:
+            request.meter.reservation = await spend.reserve(
+                organization_id=request.context.organization_id,
+                model=request.parsed["model"],
+                max_tokens=request.parsed["max_tokens"],
+                body_bytes=len(request.body),
+            )
+        except spend.CapReached as reached:
+            raise GatewayError("invalid_request_error", reached.message) from None
+
+    @staticmethod
+    def upstream_headers(request: GatewayRequest) -> dict[str, str]:
+        client = request.headers
+        headers = {
+            "x-api-key": request.upstream.api_key,
+            "anthropic-version": (client.version or DEFAULT_VERSION).decode("latin-1"),
+            # Without it any encoding is acceptable (RFC 9110): the answer must stay readable
+            # for metering, and the client gets what it would get from the API.
+            "accept-encoding": "identity",
+        }
+        if client.beta:
+            headers["anthropic-beta"] = client.beta.decode("latin-1")
+        for value in headers.values():
+            # Printable ASCII only: control characters and non-ASCII bytes are never forwarded.
+            if not (value.isascii() and value.isprintable()):
+                raise GatewayError("invalid_request_error", "Invalid characters in a header.")
+        if request.body:
+            headers["content-type"] = "application/json"
+        return headers
 
     @staticmethod
     def parse(body: bytes, endpoint: str) -> dict:
@@ -537,29 +634,24 @@ class Gateway:
                 )
         return request
 
-    async def forward(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        body: bytes,
-        upstream: routing.Upstream,
-        meter: Meter,
-        state: dict,
-        send: Send,
-        watcher: asyncio.Future | None,
-        listed_for: routing.Route | None = None,
-    ) -> None:
+    async def forward(self, request: GatewayRequest, headers: dict[str, str]) -> None:
+        """Send the request upstream and relay the answer (SSE as it arrives, else whole)."""
+        meter = request.meter
+        # A streaming client that goes away is noticed between two chunks, the relay stops and
+        # the event says so. A JSON request is not watched (a task per request costs
+        # throughput): if its client left, the upstream still did (and bills) the work,
+        # recorded as answered.
+        if meter.stream:
+            request.watcher = asyncio.ensure_future(request.receive())
         try:
             async with self.session().request(
-                method,
-                url,
-                data=body or None,
+                request.scope["method"],
+                request.url,
+                data=request.body or None,
                 headers=headers,
-                timeout=_timeout(upstream.timeout),
+                timeout=_timeout(request.upstream.timeout),
                 allow_redirects=False,  # a redirect must not take the key to another host
             ) as response:
-                status = response.status
                 out = [(b"console-request-id", meter.request_id.encode())]
                 for name, value in response.raw_headers:
                     lowered = name.lower()
@@ -568,48 +660,37 @@ class Gateway:
                         if lowered == b"request-id":
                             meter.upstream_request_id = value.decode("latin-1")
                 content_type = response.headers.get("content-type", "")
-                if status == 200 and content_type.startswith("text/event-stream"):
-                    await self.relay_stream(response, out, meter, state, send, watcher)
-                    return
-                payload = await response.read()
-                # Asked for identity; an upstream that compresses anyway is relayed as it
-                # answered (its content-encoding forwarded) and metered from a decoded copy.
-                readable = decoded(payload, response.headers.get("content-encoding"))
-                if listed_for is not None and status == 200 and readable is not None:
-                    payload = readable = filter_model_list(readable, listed_for)
-                    out = [h for h in out if h[0] != b"content-encoding"]
-                out.append((b"content-length", b"%d" % len(payload)))
-                state["started"] = True
-                await send({"type": "http.response.start", "status": status, "headers": out})
-                await send({"type": "http.response.body", "body": payload})
-                meter.status = status
-                self.note_json(readable if readable is not None else b"", status, meter)
-                if watcher is not None and watcher.done():
-                    meter.error_type = meter.error_type or "client_disconnected"
-                    meter.status = 499
+                if response.status == 200 and content_type.startswith("text/event-stream"):
+                    await self.relay_stream(request, response, out)
+                else:
+                    await self.relay_json(request, response, out)
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            error = GatewayError("timeout_error", "The upstream API did not answer in time.", 504)
-            await self.upstream_failed(error, meter, state, send)
+            raise GatewayError(
+                "timeout_error", "The upstream API did not answer in time.", 504
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             logger.warning("Upstream failure on %s: %s", meter.request_id, type(exc).__name__)
-            error = GatewayError("api_error", "The upstream API could not be reached.", 502)
-            await self.upstream_failed(error, meter, state, send)
+            raise GatewayError("api_error", "The upstream API could not be reached.", 502) from None
 
-    @staticmethod
-    async def upstream_failed(error: GatewayError, meter: Meter, state: dict, send: Send) -> None:
-        if not state["started"]:
-            raise error
-        # Mid-stream: the status is sent; tell the client the way Anthropic does, then end.
-        state["open_stream"] = False
-        meter.fail(error.status, error.error_type)
-        await send(
-            {
-                "type": "http.response.body",
-                "body": sse_error_event(error.error_type, error.message),
-                "more_body": True,
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+    async def relay_json(
+        self, request: GatewayRequest, response: aiohttp.ClientResponse, out: list
+    ) -> None:
+        meter, status = request.meter, response.status
+        payload = await response.read()
+        # Asked for identity; an upstream that compresses anyway is relayed as it answered (its
+        # content-encoding forwarded) and metered from a decoded copy.
+        readable = decoded(payload, response.headers.get("content-encoding"))
+        if request.listed_for is not None and status == 200 and readable is not None:
+            payload = readable = filter_model_list(readable, request.listed_for)
+            out = [h for h in out if h[0] != b"content-encoding"]
+        out.append((b"content-length", b"%d" % len(payload)))
+        await request.start_response(status, out)
+        await request.send({"type": "http.response.body", "body": payload})
+        meter.status = status
+        self.note_json(readable if readable is not None else b"", status, meter)
+        if request.client_left():  # a stream request answered in JSON (an error) meanwhile
+            meter.error_type = meter.error_type or "client_disconnected"
+            meter.status = 499
 
     @staticmethod
     def note_json(payload: bytes, status: int, meter: Meter) -> None:
@@ -636,22 +717,18 @@ class Gateway:
 
     @staticmethod
     async def relay_stream(
-        response: aiohttp.ClientResponse,
-        headers: list,
-        meter: Meter,
-        state: dict,
-        send: Send,
-        watcher: asyncio.Future | None,
+        request: GatewayRequest, response: aiohttp.ClientResponse, out: list
     ) -> None:
-        state["started"] = state["open_stream"] = True
+        meter, send = request.meter, request.send
         meter.status = 200
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        request.stream_open = True
+        await request.start_response(200, out)
         parser = StreamUsage()
         try:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 parser.feed(chunk)
-                if watcher is not None and watcher.done():
+                if request.client_left():
                     meter.fail(499, "client_disconnected")
                     break
         finally:
@@ -662,7 +739,7 @@ class Gateway:
                 meter.service_tier = parser.service_tier
             if parser.error_type and meter.status == 200:
                 meter.error_type = parser.error_type
-        state["open_stream"] = False
+        request.stream_open = False
         await send({"type": "http.response.body", "body": b""})
 
 
