@@ -42,6 +42,7 @@ run: env
 	  echo "Upstream: simulator on http://127.0.0.1:$(SIM_PORT)"; \
 	  export GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo; \
 	fi; \
+	export CONSOLE_BASE_URL="$${CONSOLE_BASE_URL:-http://$(HOST):$(PORT)}"; \
 	echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"; \
 	$(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS)
 

@@ -445,17 +445,15 @@ NOTICE_EMAILS = {  # templates/emails/<name>-*
 }
 
 
-def _active(now: dt.datetime):
-    return ApiKey.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-        revoked_at__isnull=True,
-        replaced_by__isnull=True,  # a rotated key expires by design: no reminders about it
-        owner__isnull=False,
-    )
+def _keys_owners_are_reminded_of(now: dt.datetime):
+    """Working keys with an owner, not rotated (a rotated key expires by design): the keys
+    that hygiene emails are about. "Working" is `selectors.with_status(..., ACTIVE)`."""
+    working = selectors.with_status(ApiKey.objects.all(), KeyStatus.ACTIVE, now)
+    return working.filter(replaced_by__isnull=True, owner__isnull=False)
 
 
 def keys_due_notice(reason: str, *, now: dt.datetime):
-    keys = _active(now).exclude(notices__reason=reason)
+    keys = _keys_owners_are_reminded_of(now).exclude(notices__reason=reason)
     if reason == KeyNotice.Reason.EXPIRING:
         return keys.filter(expires_at__lte=now + EXPIRY_WARNING)
     if reason == KeyNotice.Reason.AGED:

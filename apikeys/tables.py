@@ -2,9 +2,10 @@ import django_tables2 as tables
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.columns import WhenColumn
+
 from .models import AdminKey, ApiKey, KeyStatus
 
-NOWRAP = {"td": {"class": "text-nowrap"}}
 STATUS_BADGES = {
     KeyStatus.ACTIVE: "text-bg-success",
     KeyStatus.REVOKED: "text-bg-danger",
@@ -18,13 +19,9 @@ class ApiKeyTable(tables.Table):
     workspace = tables.Column(accessor="workspace__name", verbose_name="Workspace")
     owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs=NOWRAP)
-    last_used_at = tables.DateTimeColumn(
-        verbose_name="Last used", format="Y-m-d H:i", default="Never", attrs=NOWRAP
-    )
-    expires_at = tables.DateTimeColumn(
-        verbose_name="Expires", format="Y-m-d H:i", default="Never", attrs=NOWRAP
-    )
+    created_at = WhenColumn(verbose_name="Created")
+    last_used_at = WhenColumn(verbose_name="Last used", default="Never")
+    expires_at = WhenColumn(verbose_name="Expires", default="Never")
     actions = tables.TemplateColumn(
         template_name="apikeys/key_actions.html",
         orderable=False,
@@ -70,13 +67,9 @@ class AdminKeyTable(tables.Table):
     key = tables.Column(accessor="prefix", verbose_name="Key", order_by=("prefix", "last4"))
     owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs=NOWRAP)
-    last_used_at = tables.DateTimeColumn(
-        verbose_name="Last used", format="Y-m-d H:i", default="Never", attrs=NOWRAP
-    )
-    revoked_at = tables.DateTimeColumn(
-        verbose_name="Revoked", format="Y-m-d H:i", default="—", attrs=NOWRAP, visible=False
-    )
+    created_at = WhenColumn(verbose_name="Created")
+    last_used_at = WhenColumn(verbose_name="Last used", default="Never")
+    revoked_at = WhenColumn(verbose_name="Revoked", visible=False)
     actions = tables.TemplateColumn(
         template_name="apikeys/admin_key_actions.html",
         orderable=False,

@@ -47,3 +47,33 @@ class AuditEvent(models.Model):
         return (
             f"{self.action} by {self.actor_label or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
         )
+
+
+class AuditArchive(models.Model):
+    """Events of one chain moved out of the database into a file (`archive_audit_events`).
+
+    `last_hash` is the anchor: the chain that stays in the database starts from it, and the
+    archive file ends with it, so both halves verify on their own and join up."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    through_event_id = models.BigIntegerField(help_text="The last archived event's id.")
+    through_created_at = models.DateTimeField()
+    events = models.PositiveIntegerField()
+    anchor = models.CharField(max_length=64, blank=True, help_text="The archive's first link.")
+    last_hash = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-through_event_id"]
+
+    def __str__(self) -> str:
+        return f"{self.events} events through {self.through_event_id} ({self.file_name})"

@@ -1,4 +1,23 @@
-"""The one list of audit action names. Names are stable: stored rows and exports depend on them."""
+"""The one list of audit actions, and how each reads (Sentry's `render()` per event is the model).
+
+Names are stable: stored rows, exports and filters depend on them. To add an action:
+
+1. Add `"area.verb_past": "Label"` to ACTIONS. The label is short and names no object ("Revoked
+   an API key"): it is what the action filter offers.
+2. Add the sentence the log shows to SENTENCES, written after the actor: "revoked API key
+   {target}". Placeholders: {target} (the target's label), {before[field]} and {after[field]}
+   (values of the event's before/after; a missing one reads "—"; values in VALUE_LABELS read as
+   words). For anything a format string cannot say, add a function to RENDERERS instead.
+3. If the action is about security (sign-ins, MFA, keys, members and roles, billing, settings),
+   make sure its prefix is in ALWAYS_RECORDED: it is recorded even when an organization turned
+   its audit log off.
+4. Record it from the service that makes the change: `record_event(action=..., organization=...,
+   actor=..., target=..., before=..., after=...)`, inside the service's transaction.
+5. Write a test that produces it: tests/test_audit_coverage.py fails for an action no test makes.
+"""
+
+from collections.abc import Callable
+from typing import Any
 
 ACTIONS: dict[str, str] = {
     # accounts (no organization)
@@ -44,8 +63,155 @@ ACTIONS: dict[str, str] = {
     "gateway.upstream_changed": "Changed the upstream API configuration",
     "gateway.upstream_removed": "Removed the upstream API configuration",
     "gateway.policy_changed": "Changed a workspace's gateway policy",
+    # the audit log itself
+    "audit.archived": "Archived old audit events",
 }
+
+SENTENCES: dict[str, str] = {
+    "user.signed_up": "signed up",
+    "user.logged_in": "signed in",
+    "user.login_failed": "failed to sign in as {after[email]}",
+    "user.logged_out": "signed out",
+    "user.password_changed": "changed their password",
+    "user.password_reset": "reset their password by email",
+    "user.mfa_added": "added a {after[type]} authenticator",
+    "user.mfa_removed": "removed a {after[type]} authenticator",
+    "user.mfa_reset": "regenerated their MFA {after[type]}",
+    "org.created": "created the organization {after[name]} (/o/{after[slug]}/)",
+    "org.settings_changed": "changed the settings of {target}",
+    "workspace.created": "created workspace {target}",
+    "workspace.renamed": "renamed workspace {before[name]} to {after[name]}",
+    "workspace.archived": "archived workspace {target}",
+    "workspace.unarchived": "restored workspace {target}",
+    "workspace.default_changed": "made {target} the default workspace",
+    "member.added": "added {target} as {after[role]}",
+    "member.role_changed": "changed {target}'s role from {before[role]} to {after[role]}",
+    "member.removed": "removed {target} ({before[role]}) from the organization",
+    "member.left": "left the organization",
+    "member.invited": "invited {after[email]} as {after[role]}",
+    "member.joined": "joined as {after[role]}",
+    "invitation.resent": "resent the invitation of {target}",
+    "invitation.revoked": "revoked the invitation of {target}",
+    "invitation.accepted": "accepted the invitation of {target}",
+    "invitation.expired": "the invitation of {target} expired",
+    "workspace_member.added": "added {target} to workspace {after[workspace]}",
+    "workspace_member.removed": "removed {target} from workspace {before[workspace]}",
+    "apikey.created": "created API key {target} in workspace {after[workspace]}",
+    "apikey.renamed": "renamed API key {before[name]} to {after[name]}",
+    "apikey.revoked": "revoked API key {target}",
+    "apikey.rotated": "rotated API key {target} into {after[replaced_by]}",
+    "apikey.expired": "API key {target} expired",
+    "gateway.upstream_changed": "changed the upstream API configuration ({target})",
+    "gateway.upstream_removed": "removed the upstream API configuration ({target})",
+    "gateway.policy_changed": "changed the gateway rules of workspace {target}",
+    "audit.archived": "archived {after[events]} audit events up to {after[through]}",
+}
+
+# Recorded even when an organization has turned its audit log off: sign-ins and MFA, API keys,
+# members and roles, billing, settings (so turning the log off is itself recorded).
+ALWAYS_RECORDED: tuple[str, ...] = (
+    "user.", "apikey.", "member.", "workspace_member.", "org.",
+    "billing.", "invoice.", "credits.", "gateway.upstream_", "audit.", "admin_key.",
+)  # fmt: skip
+
+# How stored values read in sentences and diffs.
+VALUE_LABELS: dict[str, dict[Any, str]] = {
+    "role": {"admin": "Admin", "member": "Member", "billing": "Billing-only"},
+    "type": {"totp": "TOTP", "recovery_codes": "recovery codes", "webauthn": "security key"},
+}
+FIELD_LABELS: dict[str, str] = {
+    "require_mfa": "Require two-factor authentication",
+    "audit_logging": "Audit logging",
+    "usage_retention_months": "Raw usage kept (months)",
+    "spike_factor": "Spike factor",
+    "member_limit": "Member limit",
+    "default_workspace": "Default workspace",
+    "expires_at": "Expires",
+    "revoked_at": "Revoked",
+    "replaced_by": "Replaced by",
+    "rotated_from": "Rotated from",
+    "max_tokens": "Max tokens per request",
+    "allowed_models": "Allowed models",
+    "base_url": "Base URL",
+    "api_key": "API key",
+    "api_keys_revoked": "API keys revoked",
+}
+# What a target type is called ("<app>.<model>", as stored in AuditEvent.target_type).
+TARGET_TYPES: dict[str, str] = {
+    "orgs.organization": "Organization",
+    "orgs.workspace": "Workspace",
+    "members.user": "Person",
+    "members.invitation": "Invitation",
+    "apikeys.apikey": "API key",
+    "gateway.upstreamconfig": "Upstream configuration",
+}
+
+# Actions whose sentence a format string cannot say: a function of the event.
+RENDERERS: dict[str, Callable[[Any], str]] = {}
 
 
 def label_for(action: str) -> str:
     return ACTIONS.get(action, action)
+
+
+def is_always_recorded(action: str) -> bool:
+    return action.startswith(ALWAYS_RECORDED)
+
+
+def field_label(field: str) -> str:
+    return FIELD_LABELS.get(field) or field.replace("_", " ").capitalize()
+
+
+def value_label(field: str, value: Any) -> Any:
+    labels = VALUE_LABELS.get(field, {})
+    try:
+        return labels.get(value, value)
+    except TypeError:  # unhashable (a list): shown as it is
+        return value
+
+
+def target_type_label(target_type: str) -> str:
+    if not target_type:
+        return ""
+    if target_type in TARGET_TYPES:
+        return TARGET_TYPES[target_type]
+    return target_type.rpartition(".")[2].replace("_", " ").capitalize()
+
+
+class _Values(dict):
+    """before/after for format strings: missing fields read "—", known values read as words."""
+
+    def __missing__(self, field):
+        return "—"
+
+    def __getitem__(self, field):
+        if field not in self:
+            return "—"
+        value = value_label(field, super().__getitem__(field))
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value) or "none"
+        return "—" if value is None or value == "" else value
+
+
+def describe(event) -> str:
+    """What happened, after the actor: "revoked API key Deploy (csk_AbCd…wxyz)"."""
+    renderer = RENDERERS.get(event.action)
+    if renderer is not None:
+        return renderer(event)
+    sentence = SENTENCES.get(event.action)
+    if sentence is None:
+        return label_for(event.action).lower() + (
+            f": {event.target_label}" if event.target_label else ""
+        )
+    return sentence.format_map(
+        {
+            "target": event.target_label or "—",
+            "before": _Values(event.before or {}),
+            "after": _Values(event.after or {}),
+        }
+    )
+
+
+def render(event) -> str:
+    """The whole line: "admin@example.com revoked API key Deploy (csk_AbCd…wxyz)"."""
+    return f"{event.actor_label or 'The system'} {describe(event)}"

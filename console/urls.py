@@ -2,7 +2,8 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from .views import audit, organizations, site, workspaces
+from .views import settings as settings_views
 
 # The Django admin signs in through allauth (rate limits, MFA) rather than its own form.
 admin.autodiscover()
@@ -10,16 +11,22 @@ admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "Console administration"
 
 org_patterns = [
-    path("", views.org_home, name="org_home"),
-    path("settings/", views.org_settings, name="org_settings"),
+    path("", organizations.org_home, name="org_home"),
+    path("settings/", settings_views.org_settings, name="org_settings"),
     path("settings/upstream/", include("gateway.urls")),
-    path("workspaces/", views.WorkspaceListView.as_view(), name="workspaces"),
-    path("workspaces/new/", views.workspace_create, name="workspace_create"),
-    path("workspaces/<int:workspace_id>/rename/", views.workspace_rename, name="workspace_rename"),
+    path("workspaces/", workspaces.WorkspaceListView.as_view(), name="workspaces"),
+    path("workspaces/new/", workspaces.workspace_create, name="workspace_create"),
     path(
-        "workspaces/<int:workspace_id>/archive/", views.workspace_archive, name="workspace_archive"
+        "workspaces/<int:workspace_id>/rename/",
+        workspaces.workspace_rename,
+        name="workspace_rename",
     ),
-    path("audit/", views.AuditLogView.as_view(), name="audit_log"),
+    path(
+        "workspaces/<int:workspace_id>/archive/",
+        workspaces.workspace_archive,
+        name="workspace_archive",
+    ),
+    path("audit/", audit.AuditLogView.as_view(), name="audit_log"),
     path("members/", include("members.urls")),
     path("api-keys/", include("apikeys.urls")),
     path("billing/", include("billing.urls")),
@@ -27,9 +34,9 @@ org_patterns = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("orgs/new/", views.org_create, name="org_create"),
+    path("", site.home, name="home"),
+    path("healthz", site.healthz, name="healthz"),
+    path("orgs/new/", organizations.org_create, name="org_create"),
     path("invitations/", include("members.invitation_urls")),
     path("o/<slug:slug>/", include(org_patterns)),
     path("accounts/", include("allauth.urls")),

@@ -14,6 +14,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 
+from orgs.models import FormerSlug
+
 from .models import Membership
 from .policy import can
 
@@ -30,11 +32,34 @@ def resolve_membership(request, slug: str) -> Membership:
     return membership
 
 
+def moved_organization_url(request, slug: str) -> str | None:
+    """The same page under the organization's current slug, when `slug` is one it used before
+    and the user is its member (others learn nothing: 404)."""
+    former = (
+        FormerSlug.objects.select_related("organization")
+        .filter(slug=slug, organization__memberships__user=request.user)
+        .first()
+    )
+    if former is None:
+        return None
+    old_prefix, new_prefix = f"/o/{slug}/", f"/o/{former.organization.slug}/"
+    path = request.get_full_path()
+    return new_prefix + path[len(old_prefix) :] if path.startswith(old_prefix) else new_prefix
+
+
 def enter_org(request, slug: str, capability: str):
-    """Return a response to send instead of the view (login, MFA setup), or None to go on."""
+    """Return a response to send instead of the view (login, MFA setup, the organization's
+    new address), or None to go on."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    membership = resolve_membership(request, slug)
+    try:
+        membership = resolve_membership(request, slug)
+    except Http404:
+        moved = moved_organization_url(request, slug)
+        if moved is None:
+            raise
+        # Temporary (302): the organization may take the old slug back one day.
+        return redirect(moved)
     organization = membership.organization
     if organization.require_mfa and not is_mfa_enabled(request.user):
         messages.warning(

@@ -58,6 +58,15 @@ class OrgTableView(OrgViewMixin, ExportMixin, SingleTableMixin, FilterView):
     # Show the table even when the filter form is not valid, rather than an empty page.
     strict = False
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # Filters the user set (not a view's defaults): an empty list then says "nothing
+        # matches" with a way back, rather than the page's "nothing yet" empty state.
+        context["filters_applied"] = sum(
+            1 for name in context["filter"].form.fields if self.request.GET.get(name, "").strip()
+        )
+        return context
+
     def get_export_filename(self, export_format):
         return f"{self.organization.slug}-{self.export_name}.{export_format}"
 

@@ -43,7 +43,7 @@ ROLE_MESSAGE = "Choose Admin, Member or Billing-only."
 @transaction.atomic
 def create_organization(*, user: User, name: str, slug: str) -> Organization:
     """Step 1 of the guide: a user creates an organization and becomes its first Admin."""
-    organization = org_services.create_organization(name=name, slug=slug, actor=user)
+    organization = org_services.create_empty_organization(name=name, slug=slug, actor=user)
     Membership.objects.create(organization=organization, user=user, role=Role.ADMIN)
     record_event(
         action="member.added",
@@ -280,6 +280,7 @@ def _expire_overdue(queryset) -> int:
             action="invitation.expired",
             organization=invitation.organization,
             target=invitation,
+            target_label=invitation.email,
             before={"status": InvitationStatus.PENDING},
             after={"status": InvitationStatus.EXPIRED},
         )
@@ -360,6 +361,7 @@ def invite_member(
         organization=organization,
         actor=actor,
         target=invitation,
+        target_label=invitation.email,
         after={
             "email": email,
             "role": role,
@@ -398,6 +400,7 @@ def resend_invitation(*, invitation: Invitation, actor: User) -> Invitation:
         organization=organization,
         actor=actor,
         target=invitation,
+        target_label=invitation.email,
         before=before,
         after={"expires_at": invitation.expires_at, "status": invitation.status},
     )
@@ -420,6 +423,7 @@ def revoke_invitation(*, invitation: Invitation, actor: User) -> Invitation:
         organization=invitation.organization,
         actor=actor,
         target=invitation,
+        target_label=invitation.email,
         before={"status": InvitationStatus.PENDING},
         after={"status": InvitationStatus.REVOKED},
     )
@@ -495,6 +499,7 @@ def accept_invitation(*, invitation: Invitation, token_hash: str, user: User) ->
         organization=organization,
         actor=user,
         target=invitation,
+        target_label=invitation.email,
         before={"status": InvitationStatus.PENDING},
         after={"status": InvitationStatus.ACCEPTED, "role": membership.role},
     )

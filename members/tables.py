@@ -1,5 +1,7 @@
 import django_tables2 as tables
 
+from core.columns import WhenColumn
+
 from .models import Invitation, Membership, Role
 
 ALL_WORKSPACES = "All workspaces"
@@ -14,10 +16,8 @@ class MemberTable(tables.Table):
     email = tables.Column(accessor="user__email", verbose_name="Email", order_by=("user__email",))
     role = tables.Column()
     workspaces = tables.Column(empty_values=(), orderable=False, verbose_name="Workspaces")
-    joined_at = tables.DateTimeColumn(verbose_name="Joined", format="Y-m-d")
-    last_login = tables.DateTimeColumn(
-        accessor="user__last_login", verbose_name="Last login", format="Y-m-d H:i"
-    )
+    joined_at = WhenColumn(verbose_name="Joined")
+    last_login = WhenColumn(accessor="user__last_login", verbose_name="Last login", default="Never")
     mfa_enabled = tables.Column(verbose_name="MFA", order_by=("mfa_enabled",))
     actions = tables.TemplateColumn(
         template_name="members/member_actions.html",
@@ -62,12 +62,12 @@ class InvitationTable(tables.Table):
     role = tables.Column()
     workspaces = tables.Column(empty_values=(), orderable=False, verbose_name="Workspaces")
     invited_by = tables.Column(accessor="invited_by__email", verbose_name="Invited by", default="—")
-    sent_at = tables.DateTimeColumn(verbose_name="Sent", format="Y-m-d H:i")
-    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i")
+    sent_at = WhenColumn(verbose_name="Sent")
+    expires_at = WhenColumn(verbose_name="Expires")
     state = tables.Column(accessor="state_value", verbose_name="Status", order_by=("state_value",))
     # In the CSV export only.
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i", visible=False)
-    closed_at = tables.DateTimeColumn(verbose_name="Closed", format="Y-m-d H:i", visible=False)
+    created_at = WhenColumn(verbose_name="Created", visible=False)
+    closed_at = WhenColumn(verbose_name="Closed", visible=False)
     actions = tables.TemplateColumn(
         template_name="members/invitation_actions.html",
         orderable=False,

@@ -63,6 +63,10 @@ class Organization(models.Model):
         validators=[MinValueValidator(Decimal("1.1"))],
         help_text="A day costing more than this many times the trailing 7-day average is a spike.",
     )
+    # Off: only security events are recorded (audit/registry.py, ALWAYS_RECORDED).
+    audit_logging = models.BooleanField(
+        default=True, help_text="Record every change; security events are recorded regardless."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -74,6 +78,20 @@ class Organization(models.Model):
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+class FormerSlug(models.Model):
+    """A slug an organization used before: its old URLs redirect to the current slug, and no
+    other organization may take it (that would send old links to someone else)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="former_slugs"
+    )
+    slug = models.SlugField(max_length=48, unique=True)
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.slug} (now {self.organization.slug})"
 
 
 class Workspace(models.Model):

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from audit.services import record_event
 
-from .models import RESERVED_SLUGS, Organization, Workspace
+from .models import RESERVED_SLUGS, FormerSlug, Organization, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"
 
@@ -18,18 +19,24 @@ workspace_archiving = Signal()
 
 
 def validate_slug(slug: str, *, exclude_pk: int | None = None) -> None:
+    """Refuse a reserved slug, one in use, and one another organization used before (its old
+    links redirect there). An organization may take back a slug it used itself."""
     if slug in RESERVED_SLUGS:
-        raise ValidationError({"slug": "This slug is reserved. Choose another."})
+        raise ValidationError({"slug": f"“{slug}” is reserved by the console. Choose another."})
     taken = Organization.objects.filter(slug=slug)
+    retired = FormerSlug.objects.filter(slug=slug)
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
-    if taken.exists():
-        raise ValidationError({"slug": "This slug is already taken. Choose another."})
+        retired = retired.exclude(organization_id=exclude_pk)
+    if taken.exists() or retired.exists():
+        raise ValidationError({"slug": f"“{slug}” is already taken. Choose another."})
 
 
 @transaction.atomic
-def create_organization(*, name: str, slug: str, actor) -> Organization:
-    """Create an organization with its default workspace. The caller adds the first Admin."""
+def create_empty_organization(*, name: str, slug: str, actor) -> Organization:
+    """An organization with its default workspace and no member yet: only for
+    `members.services.create_organization`, which adds the first Admin in the same transaction
+    (`orgs` cannot: memberships live above it)."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the organization a name."})
@@ -63,42 +70,65 @@ def update_organization_settings(
     slug: str,
     require_mfa: bool,
     default_workspace: Workspace,
+    timezone: str | None = None,
+    audit_logging: bool | None = None,
+    usage_retention_months: int | None = None,
+    spike_factor: Decimal | None = None,
 ) -> Organization:
+    """Save the settings page. The optional settings left None stay as they are.
+
+    A changed slug keeps the old one as a FormerSlug (old links redirect). Settings changes
+    are always recorded, so turning audit logging off is recorded too; a new default workspace
+    is its own event."""
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the organization a name."})
     validate_slug(slug, exclude_pk=organization.pk)
-    current_default = organization.workspaces.filter(is_default=True).first()
-    before = {
-        "name": organization.name,
-        "slug": organization.slug,
-        "require_mfa": organization.require_mfa,
-        "default_workspace": current_default.name if current_default else None,
-    }
-    organization.name, organization.slug, organization.require_mfa = name, slug, require_mfa
-    organization.full_clean(exclude=["member_limit"])
-    try:
-        with transaction.atomic():
-            organization.save(update_fields=["name", "slug", "require_mfa"])
-    except IntegrityError as exc:
-        raise ValidationError({"slug": "This slug is already taken. Choose another."}) from exc
-    if current_default is None or default_workspace.pk != current_default.pk:
-        _make_default(organization, default_workspace)
-    after = {
+    wanted = {
         "name": name,
         "slug": slug,
         "require_mfa": require_mfa,
-        "default_workspace": default_workspace.name,
+        "timezone": timezone,
+        "audit_logging": audit_logging,
+        "usage_retention_months": usage_retention_months,
+        "spike_factor": spike_factor,
     }
-    if after != before:
+    wanted = {field: value for field, value in wanted.items() if value is not None}
+    before = {field: getattr(organization, field) for field in wanted}
+    for field, value in wanted.items():
+        setattr(organization, field, value)
+    organization.full_clean(exclude=["member_limit"])
+    changed = [field for field in wanted if getattr(organization, field) != before[field]]
+    old_slug = before["slug"]
+    if changed:
+        try:
+            with transaction.atomic():
+                organization.save(update_fields=changed)
+        except IntegrityError as exc:
+            raise ValidationError({"slug": f"“{slug}” is already taken. Choose another."}) from exc
+    if "slug" in changed:
+        FormerSlug.objects.filter(organization=organization, slug=slug).delete()  # in use again
+        FormerSlug.objects.get_or_create(slug=old_slug, defaults={"organization": organization})
+    if changed:
         record_event(
             action="org.settings_changed",
             organization=organization,
             actor=actor,
             target=organization,
-            before={k: v for k, v in before.items() if after[k] != v},
-            after={k: v for k, v in after.items() if before[k] != v},
+            before={field: before[field] for field in changed},
+            after={field: getattr(organization, field) for field in changed},
+        )
+    current_default = organization.workspaces.filter(is_default=True).first()
+    if current_default is None or default_workspace.pk != current_default.pk:
+        new_default = _make_default(organization, default_workspace)
+        record_event(
+            action="workspace.default_changed",
+            organization=organization,
+            actor=actor,
+            target=new_default,
+            before={"workspace": current_default.name if current_default else None},
+            after={"workspace": new_default.name},
         )
     return organization
 
@@ -114,6 +144,8 @@ def _make_default(organization: Organization, workspace: Workspace) -> None:
         raise ValidationError({"default_workspace": "An archived workspace cannot be the default."})
     organization.workspaces.filter(is_default=True).update(is_default=False)
     Workspace.objects.filter(pk=workspace.pk).update(is_default=True)
+    workspace.is_default = True
+    return workspace
 
 
 def _check_name_free(organization: Organization, name: str, exclude_pk: int | None = None) -> str:

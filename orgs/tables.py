@@ -1,5 +1,7 @@
 import django_tables2 as tables
 
+from core.columns import WhenColumn
+
 from .models import Workspace
 
 
@@ -7,7 +9,9 @@ class WorkspaceTable(tables.Table):
     name = tables.Column(linkify=False)
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
     # In the CSV export only.
-    archived_at = tables.DateTimeColumn(verbose_name="Archived", format="Y-m-d H:i", visible=False)
+    is_default = tables.Column(verbose_name="Default")
+    created_at = WhenColumn(verbose_name="Created")
+    archived_at = WhenColumn(verbose_name="Archived", visible=False)
     actions = tables.TemplateColumn(
         template_name="orgs/workspace_actions.html",
         orderable=False,

@@ -174,7 +174,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/console.html"
 DJANGO_TABLES2_TABLE_ATTRS = {
-    "class": "table table-hover align-middle mb-0",
+    # .table-stack: rows become cards at phone width (static/console/console.css).
+    "class": "table table-hover align-middle mb-0 table-stack",
     # Sort links swap just the table; see templates/django_tables2/console.html.
     "thead": {
         "hx-boost": "true",
@@ -225,7 +226,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-CSRF_FAILURE_VIEW = "console.views.csrf_failure"
+CSRF_FAILURE_VIEW = "console.views.site.csrf_failure"
 
 # Gateway (/v1). Upstream keys are encrypted with MultiFernet: comma-separated Fernet keys, newest
 # first (gateway/crypto.py); unset, one key derived from SECRET_KEY.

@@ -11,3 +11,20 @@ document.addEventListener("click", (event) => {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 });
+
+// The organization's address, shown live under a slug field (templates/partials/slug_field.html).
+// An empty slug is made from the name, roughly as the server does (console/forms.py derive_slug).
+function slugFromName(name) {
+  return name.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+    .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48).replace(/-+$/, "");
+}
+document.addEventListener("input", (event) => {
+  for (const preview of document.querySelectorAll("[data-slug-preview]")) {
+    const slugInput = document.querySelector(preview.dataset.slugInput);
+    const nameInput = document.querySelector(preview.dataset.nameInput);
+    if (event.target !== slugInput && event.target !== nameInput) continue;
+    const typed = slugInput ? slugInput.value.trim() : "";
+    const slug = typed || (nameInput ? slugFromName(nameInput.value) : "");
+    preview.querySelector("span").textContent = slug || "…";
+  }
+});

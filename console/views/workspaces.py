@@ -1,119 +1,24 @@
-"""The shell: home, organization creation and switching, the org overview, settings, workspaces
-and the audit log. Org-scoped views go through the role policy via `org_view`/`OrgViewMixin`."""
+"""Workspaces: the list, create, rename, archive and restore (Admins)."""
 
 from functools import partial
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
 from apikeys.selectors import active_keys_in_workspace
-from audit.filters import AuditEventFilter
-from audit.selectors import events_for_organization
-from audit.tables import AuditEventTable
-from members import services as member_services
-from members.access import LAST_ORG_SESSION_KEY, org_view
+from members.access import org_view
 from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from members.listing import OrgTableView
-from members.models import Membership
-from members.policy import can
-from members.selectors import admins_of, memberships_of
 from orgs import services as org_services
 from orgs.filters import WorkspaceFilter
 from orgs.models import Workspace
-from orgs.selectors import default_workspace, workspaces_for_list
+from orgs.selectors import workspaces_for_list
 from orgs.tables import WorkspaceTable
 
-from .forms import OrganizationCreateForm, OrganizationSettingsForm, WorkspaceForm
-
-
-@require_GET
-def healthz(request):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
-
-
-@login_required
-def home(request):
-    memberships = list(memberships_of(request.user))
-    if not memberships:
-        return redirect("org_create")
-    last = request.session.get(LAST_ORG_SESSION_KEY)
-    slugs = [m.organization.slug for m in memberships]
-    return redirect("org_home", last if last in slugs else slugs[0])
-
-
-@login_required
-def org_create(request):
-    form = OrganizationCreateForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            organization = member_services.create_organization(
-                user=request.user, name=form.cleaned_data["name"], slug=form.cleaned_data["slug"]
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"{organization.name} is ready. You are its Admin.")
-            return redirect("org_home", organization.slug)
-    first = not memberships_of(request.user).exists()
-    return render(request, "console/org_create.html", {"form": form, "first": first})
-
-
-@org_view("org.view")
-def org_home(request):
-    organization = request.organization
-    context = {
-        "nav": "home",
-        "default_workspace": default_workspace(organization),
-        "member_count": Membership.objects.filter(organization=organization).count(),
-        "workspace_count": organization.workspaces.filter(archived_at__isnull=True).count(),
-        # The guide's "I can't invite a new member": say who can.
-        "admins": [] if can(request.membership, "members.manage") else admins_of(organization),
-    }
-    return render(request, "console/org_home.html", context)
-
-
-@org_view("settings.manage")
-def org_settings(request):
-    organization = request.organization
-    initial = {
-        "name": organization.name,
-        "slug": organization.slug,
-        "require_mfa": organization.require_mfa,
-        "default_workspace": default_workspace(organization),
-    }
-    form = OrganizationSettingsForm(
-        request.POST or None, initial=initial, organization=organization
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            organization = org_services.update_organization_settings(
-                organization=organization,
-                actor=request.user,
-                name=form.cleaned_data["name"],
-                slug=form.cleaned_data["slug"],
-                require_mfa=form.cleaned_data["require_mfa"],
-                default_workspace=form.cleaned_data["default_workspace"],
-            )
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Settings saved.")
-            return redirect("org_settings", organization.slug)
-    return render(
-        request,
-        "console/org_settings.html",
-        {"form": form, "nav": "settings", "member_limit": organization.member_limit},
-    )
+from ..forms import WorkspaceForm
 
 
 class WorkspaceListView(OrgTableView):
@@ -225,22 +130,3 @@ def workspace_archive(request, workspace_id: int):
         template="console/workspace_archive.html",
         context=context,
     )
-
-
-class AuditLogView(OrgTableView):
-    capability = "audit.view"
-    table_class = AuditEventTable
-    filterset_class = AuditEventFilter
-    template_name = "console/audit_log.html"
-    export_name = "audit-log"
-
-    def get_queryset(self):
-        return events_for_organization(self.organization)
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(nav="audit", **kwargs)
-
-
-@never_cache
-def csrf_failure(request, reason=""):
-    return render(request, "403_csrf.html", status=403)

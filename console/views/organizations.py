@@ -1,0 +1,49 @@
+"""Organizations: creating one, and its overview page."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+
+from core.emails import absolute_url
+from members import services as member_services
+from members.access import org_view
+from members.forms import add_service_errors
+from members.models import Membership
+from members.policy import can
+from members.selectors import admins_of, memberships_of
+from orgs.selectors import default_workspace
+
+from ..forms import OrganizationCreateForm
+
+
+@login_required
+def org_create(request):
+    form = OrganizationCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization = member_services.create_organization(
+                user=request.user, name=form.cleaned_data["name"], slug=form.cleaned_data["slug"]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{organization.name} is ready. You are its Admin.")
+            return redirect("org_home", organization.slug)
+    first = not memberships_of(request.user).exists()
+    context = {"form": form, "first": first, "org_url_prefix": absolute_url("/o/")}
+    return render(request, "console/org_create.html", context)
+
+
+@org_view("org.view")
+def org_home(request):
+    organization = request.organization
+    context = {
+        "nav": "home",
+        "default_workspace": default_workspace(organization),
+        "member_count": Membership.objects.filter(organization=organization).count(),
+        "workspace_count": organization.workspaces.filter(archived_at__isnull=True).count(),
+        # The guide's "I can't invite a new member": say who can.
+        "admins": [] if can(request.membership, "members.manage") else admins_of(organization),
+    }
+    return render(request, "console/org_home.html", context)
