@@ -593,7 +593,10 @@ def test_invitations_tab_lists_pending_invitations_by_default(
     assert "revoked@acme.test" in body and "Revoked" in body
     revoked = invitation_for("revoked@acme.test")
     revoked_row = next(line for line in lines if line.startswith("revoked@acme.test,"))
-    assert revoked_row.endswith(f",Revoked,{revoked.created_at},{revoked.closed_at}")
+    created, closed = (
+        t.isoformat(timespec="seconds") for t in (revoked.created_at, revoked.closed_at)
+    )
+    assert revoked_row.endswith(f",Revoked,{created},{closed}")
 
 
 def test_a_non_admin_sees_who_can_invite_and_no_invite_form(client, world):

@@ -38,6 +38,7 @@ def test_member_creates_copies_and_revokes_a_key_that_is_never_shown_again(world
     assert key not in page.content()
     row = page.locator("#table-region tr", has_text="Development")
     assert row.get_by_text(key[:8]).is_visible()  # the prefix…last4 only
+    row.get_by_role("button", name="Actions for Development").click()
     row.get_by_role("link", name="Revoke").click()
     page.wait_for_url("**/revoke/")
     assert "Revoke Development?" in main.inner_text()

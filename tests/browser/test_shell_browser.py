@@ -26,8 +26,8 @@ def test_demo_admin_sees_org_home_and_sidebar(new_page):
     ]  # fmt: skip
     page.click("[data-testid=sidebar] >> text=Workspaces")
     page.wait_for_url("**/workspaces/")
-    for name in ["Default", "Development", "Production", "Testing"]:
-        assert page.locator("table").get_by_text(name, exact=True).count() == 1
+    names = page.locator("tbody tr td:first-child").all_inner_texts()
+    assert names == ["Default", "Development", "Production", "Testing"]
     # Sorting swaps just the table (htmx), and pushes the sorted URL.
     page.locator("thead").get_by_text("Name").click()
     page.wait_for_url("**sort=-name**")

@@ -11,6 +11,7 @@ last hash, so `verify_audit_chain` still checks it end to end. Keep the file.
 
 import datetime as dt
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.services import archive_chain
@@ -29,7 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--output", required=True, metavar="PATH", help="A new file.")
 
     def handle(self, *args, org=None, site=False, before=None, output=None, **options):
-        from orgs.models import Organization
+        # By label: audit sits below orgs (README, "Layout") and imports no app.
+        Organization = apps.get_model("orgs", "Organization")
 
         organization = None
         if org:

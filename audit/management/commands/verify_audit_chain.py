@@ -10,6 +10,7 @@ Reports the first broken link of each chain and exits non-zero when one is broke
 
 from pathlib import Path
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.chain import verify_lines
@@ -55,7 +56,8 @@ class Command(BaseCommand):
         )
 
     def _check_org(self, slug: str):
-        from orgs.models import Organization
+        # By label: audit sits below orgs (README, "Layout") and imports no app.
+        Organization = apps.get_model("orgs", "Organization")
 
         organization = Organization.objects.filter(slug=slug).first()
         if organization is None:
