@@ -65,6 +65,21 @@ ACTIONS: dict[str, str] = {
     "gateway.policy_changed": "Changed a workspace's gateway policy",
     # the audit log itself
     "audit.archived": "Archived old audit events",
+    # billing
+    "billing.limit_changed": "Changed a spending limit",
+    "billing.thresholds_changed": "Changed a spending limit's alert thresholds",
+    "billing.alert_sent": "Sent a spending alert",
+    "billing.payment_method_added": "Added a payment method",
+    "billing.payment_method_removed": "Removed a payment method",
+    "billing.payment_method_default_changed": "Changed the default payment method",
+    "billing.contact_changed": "Changed the billing contact",
+    "invoice.issued": "Issued an invoice",
+    "invoice.payment_recorded": "Recorded a payment",
+    "invoice.paid": "An invoice was paid in full",
+    "invoice.voided": "Voided an invoice",
+    "credits.settings_changed": "Changed prepaid credits and auto-recharge",
+    "credits.granted": "Granted credits",
+    "credits.recharged": "Recharged credits automatically",
 }
 
 SENTENCES: dict[str, str] = {
@@ -105,6 +120,26 @@ SENTENCES: dict[str, str] = {
     "gateway.upstream_removed": "removed the upstream API configuration ({target})",
     "gateway.policy_changed": "changed the gateway rules of workspace {target}",
     "audit.archived": "archived {after[events]} audit events up to {after[through]}",
+    "billing.limit_changed": "changed the spending limit of {target}: {after[monthly_cap]} a "
+    "month, on: {after[enabled]}",
+    "billing.thresholds_changed": "changed the alert thresholds of {target} from "
+    "{before[thresholds]} to {after[thresholds]} %",
+    "billing.alert_sent": "sent the {after[threshold_percent]} % spending alert of {target} "
+    "({after[spend]} of {after[cap]}, {after[period]}) to {after[recipients]}",
+    "billing.payment_method_added": "added payment method {target}",
+    "billing.payment_method_removed": "removed payment method {target}",
+    "billing.payment_method_default_changed": "made {target} the default payment method",
+    "billing.contact_changed": "changed the billing contact",
+    "invoice.issued": "issued invoice {after[number]} for {after[period]}: {after[total]}",
+    "invoice.payment_recorded": "recorded a payment of {after[amount]} ({after[kind]}) on "
+    "{target}",
+    "invoice.paid": "{target} was paid in full ({after[total]})",
+    "invoice.voided": "voided {target}: {after[reason]}",
+    "credits.settings_changed": "changed prepaid credits: on: {after[enabled]}, auto-recharge: "
+    "{after[auto_recharge]}",
+    "credits.granted": "granted {after[amount]} of credits: {after[memo]}",
+    "credits.recharged": "recharged credits by {after[amount]} ({target}, balance was "
+    "{after[balance_before]})",
 }
 
 # Recorded even when an organization has turned its audit log off: sign-ins and MFA, API keys,

@@ -6,4 +6,5 @@ picture (README, "Layout"). Nothing here imports an app; every app may import fr
 - `core.counters` the layout of the hot path's Redis counters and the scripts that adjust them
 - `core.emails`   one way to send an email: `send(make_message(name, to, ctx))`
 - `core.when`     moments shown in the organization's zone (`{% load when %}` in templates)
+- `core.broadcast` invalidation of per-process caches over Redis pub/sub
 """

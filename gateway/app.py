@@ -218,7 +218,7 @@ class Meter:
                 "cost_micros": cost,
                 "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
             },
-            counter=spend.settlement(reservation, cost),
+            counters=spend.settlement(reservation, cost),
         )
 
 
@@ -554,14 +554,18 @@ class Gateway:
 
     @staticmethod
     async def reserve_spend(request: GatewayRequest) -> None:
-        """Reserve the request's maximum cost against the caps (billing.spend)."""
+        """Reserve the request's maximum cost against every cap that applies (key, workspace,
+        organization, credits, the shared upstream's: billing.spend), in one Redis call."""
         await pricing.aensure_loaded()
         try:
             request.meter.reservation = await spend.reserve(
                 organization_id=request.context.organization_id,
+                workspace_id=request.context.workspace_id,
+                api_key_id=request.context.key_id,
                 model=request.parsed["model"],
                 max_tokens=request.parsed["max_tokens"],
                 body_bytes=len(request.body),
+                shared_upstream=request.upstream.shared,
             )
         except spend.CapReached as reached:
             raise GatewayError("invalid_request_error", reached.message) from None

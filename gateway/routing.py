@@ -31,6 +31,8 @@ class Upstream:
     base_url: str
     api_key: str
     timeout: float
+    # The operator's default upstream (its key): GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP applies.
+    shared: bool = False
 
     def __repr__(self) -> str:  # never print the key
         return f"Upstream({self.base_url!r}, timeout={self.timeout})"
@@ -62,7 +64,7 @@ def default_upstream() -> Upstream | None:
     key = settings.GATEWAY_DEFAULT_UPSTREAM_KEY
     if not url or not key:
         return None
-    return Upstream(url.rstrip("/"), key, 600.0)
+    return Upstream(url.rstrip("/"), key, 600.0, shared=True)
 
 
 def load_route(organization_id: int, workspace_id: int | None) -> Route:

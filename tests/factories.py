@@ -52,3 +52,26 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.MEMBER
+
+
+def daily_usage(organization, day, cost_micros: int, *, workspace_id=0, api_key_id=0,
+                model="claude-haiku-4-5-20251001", requests=1, **counters):  # fmt: skip
+    """A usage rollup row (organization-local day), as ingestion writes them."""
+    from usage.models import UsageDaily
+
+    return UsageDaily.objects.create(
+        organization_id=getattr(organization, "pk", organization), day=day,
+        workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
+        requests=requests, cost_micros=cost_micros, **counters,
+    )  # fmt: skip
+
+
+def hourly_usage(organization, hour, cost_micros: int, *, workspace_id=0, api_key_id=0,
+                 model="claude-haiku-4-5-20251001", requests=1):  # fmt: skip
+    from usage.models import UsageHourly
+
+    return UsageHourly.objects.create(
+        organization_id=getattr(organization, "pk", organization), hour=hour,
+        workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
+        requests=requests, cost_micros=cost_micros,
+    )  # fmt: skip

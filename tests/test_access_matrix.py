@@ -42,7 +42,30 @@ ORG_PAGES: dict[str, set[str]] = {
     "apikeys:admin_keys": {ADMIN},
     "apikeys:admin_key_create": {ADMIN},
     "apikeys:admin_key_revoke": {ADMIN},
+    # Billing: everyone in the organization looks (a Member read-only); Admin and Billing-only
+    # change things.
     "billing:overview": EVERYONE,
+    "billing:limits": EVERYONE,
+    "billing:limit_new": {ADMIN, BILLING},
+    "billing:limit_edit": {ADMIN, BILLING},
+    "billing:limit_remove": {ADMIN, BILLING},
+    "billing:credits": EVERYONE,
+    "billing:receipt": EVERYONE,
+    "billing:invoices": EVERYONE,
+    "billing:invoice": EVERYONE,
+    "billing:invoice_print": EVERYONE,
+    "billing:invoice_csv": EVERYONE,
+    "billing:invoice_pdf": EVERYONE,
+    "billing:invoice_pay": {ADMIN, BILLING},
+    "billing:invoice_void": {ADMIN, BILLING},
+    "billing:payments": EVERYONE,
+    "billing:payment_methods": EVERYONE,
+    "billing:payment_method_add": {ADMIN, BILLING},
+    "billing:payment_method_default": {ADMIN, BILLING},
+    "billing:payment_method_remove": {ADMIN, BILLING},
+    "billing:contact": {ADMIN, BILLING},
+    "billing:statements": EVERYONE,
+    "billing:statement": EVERYONE,
     "usage:overview": EVERYONE,
     "gateway:upstream": {ADMIN},
     "gateway:workspace": {ADMIN},
@@ -113,7 +136,37 @@ def _values(world, *, own_org: bool = True) -> dict:
         "invitation_id": _invitation(world).pk,
         "key_id": _api_key(world).pk,
         "admin_key_id": _admin_key(world).pk,
+        **_billing_objects(world),
     }
+
+
+def _billing_objects(world) -> dict:
+    """A workspace limit, an issued invoice, a recharge receipt and a card of `world.org`."""
+    from billing.models import Charge, Invoice, PaymentMethod, SpendLimit
+
+    limit, _ = SpendLimit.objects.get_or_create(
+        organization=world.org, scope="workspace", workspace=world.workspace,
+        defaults={"monthly_cap_micros": 10_000_000},
+    )  # fmt: skip
+    method, _ = PaymentMethod.objects.get_or_create(
+        organization=world.org, kind="card",
+        defaults={"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2099,
+                  "holder_name": "A. Finance", "is_default": True},
+    )  # fmt: skip
+    invoice, _ = Invoice.objects.get_or_create(
+        organization=world.org, period_start="2026-01-01",
+        defaults={"period_end": "2026-02-01", "status": "open", "number": "ACME-2026-0001",
+                  "total_cents": 1234},
+    )  # fmt: skip
+    charge, _ = Charge.objects.get_or_create(
+        organization=world.org, receipt_number="ACME-R-2026-0001",
+        defaults={"amount_micros": 5_000_000, "description": "Recharge", "status": "pending",
+                  "provider": "builtin", "payment_method": method},
+    )  # fmt: skip
+    return {
+        "limit_id": limit.pk, "invoice_id": invoice.pk, "charge_id": charge.pk,
+        "method_id": method.pk, "month": "2026-01",
+    }  # fmt: skip
 
 
 def _invitation(world):

@@ -14,7 +14,7 @@ Nothing is dropped. A batch can reach the stream twice (Redis took part of a pip
 a replay interrupted by a crash): the consumer inserts with ON CONFLICT (request_id) DO NOTHING, so
 nothing is *stored* twice.
 
-Counter adjustments handed over with an event (`publish(event, counter=(key, delta, epoch))`,
+Counter adjustments handed over with an event (`publish(event, counters=[(key, delta, epoch)])`,
 how the spend hook settles a reservation) go in the same MULTI/EXEC as the batch; while Redis is
 away they are summed in memory and applied with the first flush that succeeds. A counter is a
 hash {total, epoch} (core/counters.py, which holds the adjustment): an adjustment applies to the
@@ -79,7 +79,7 @@ def spool_dir() -> Path:
 
 class UsagePublisher:
     def __init__(self) -> None:
-        self._queue: deque[tuple[dict, tuple[str, int] | None]] = deque()
+        self._queue: deque[tuple[dict, list | None]] = deque()
         # adjustments not yet applied (Redis was away), by (key, epoch)
         self._counters: dict[tuple[str, str], int] = {}
         self._wake = threading.Event()
@@ -92,10 +92,10 @@ class UsagePublisher:
 
     # -- the request path ------------------------------------------------------------------
 
-    def publish(self, event: dict, counter: tuple[str, int, str] | None = None) -> None:
-        """Queue `event`; `counter` = (key, delta, epoch) is an adjustment sent with it (the
-        spend hook settles reservations this way, off the event loop)."""
-        self._queue.append((event, counter))
+    def publish(self, event: dict, counters: list[tuple[str, int, str]] | None = None) -> None:
+        """Queue `event`; `counters` = [(key, delta, epoch), ...] are adjustments sent with it
+        (the spend hook settles reservations this way, off the event loop)."""
+        self._queue.append((event, counters))
         if self._thread is None:
             self._start()
         if len(self._queue) >= FLUSH_BATCH:
@@ -127,9 +127,8 @@ class UsagePublisher:
             while True:
                 items = [self._queue.popleft() for _ in range(min(len(self._queue), FLUSH_BATCH))]
                 batch = [event for event, _ in items]
-                for _, counter in items:
-                    if counter is not None:
-                        key, delta, epoch = counter
+                for _, counters in items:
+                    for key, delta, epoch in counters or ():
                         self._counters[key, epoch] = self._counters.get((key, epoch), 0) + delta
                 if not batch and not self._spooled and not self._counters:
                     return

@@ -208,6 +208,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "members.tasks.expire_invitations",
         "schedule": crontab(hour=5, minute=30),
     },
+    # Spending alerts whose email could not be sent yet (the claim stays; only sending retries).
+    "billing-retry-alerts": {"task": "billing.tasks.retry_spend_alerts", "schedule": 60.0},
+    # Invoices of the months that ended (each organization's own time zone): hourly, idempotent.
+    "billing-close-periods": {
+        "task": "billing.tasks.close_billing_periods",
+        "schedule": crontab(minute=15),
+    },
 }
 
 # Console behaviour.
@@ -236,6 +243,10 @@ UPSTREAM_KEY_ENCRYPTION_KEYS = env.str("UPSTREAM_KEY_ENCRYPTION_KEYS", default="
 # organization's requests are refused until an Admin configures an upstream.
 GATEWAY_DEFAULT_UPSTREAM_URL = env.str("GATEWAY_DEFAULT_UPSTREAM_URL", default="")
 GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="")
+# The monthly cap, in US dollars, of every organization whose requests go out through the
+# default upstream (the operator's key), unless an operator raises it for that organization in
+# the Django admin (Billing → Shared upstream allowances). Empty: no such cap.
+GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP = env.str("GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP", default="")
 # Hosts an organization's upstream base URL may name (the default upstream's host is always
 # allowed). Organization Admins are anyone who signs up: without this list the console would
 # send requests, with their keys, to any address it can reach. "*" allows every host.

@@ -219,21 +219,21 @@ def test_a_settlement_from_before_a_rebuild_does_not_touch_the_rebuilt_counter(w
     client.hset(key, mapping={"total": 500, "epoch": "rebuilt"})
     publisher = UsagePublisher()
     publisher._spooled = False
-    publisher.publish(usage_event(world.org.pk, 1), counter=(key, -400, "before-the-loss"))
-    publisher.publish(usage_event(world.org.pk, 2), counter=(key, -100, "rebuilt"))
+    publisher.publish(usage_event(world.org.pk, 1), counters=[(key, -400, "before-the-loss")])
+    publisher.publish(usage_event(world.org.pk, 2), counters=[(key, -100, "rebuilt")])
     publisher.flush()
     assert int(client.hget(key, "total")) == 400
 
 
 def test_a_request_admitted_while_redis_was_away_still_counts_its_cost(world):
     key = spend.counter_key(world.org.pk)
-    unreserved = spend.Reservation(key, 0, "*")
-    assert spend.settlement(unreserved, 67) == (key, 67, "*")
+    unreserved = spend.Reservation(((key, "*"),), 0)
+    assert spend.settlement(unreserved, 67) == [(key, 67, "*")]
     client = hotpath.client()
     client.hset(key, mapping={"total": 1000, "epoch": "any"})
     publisher = UsagePublisher()
     publisher._spooled = False
-    publisher.publish(usage_event(world.org.pk, 1), counter=spend.settlement(unreserved, 67))
+    publisher.publish(usage_event(world.org.pk, 1), counters=spend.settlement(unreserved, 67))
     publisher.flush()
     assert int(client.hget(key, "total")) == 1067
 
@@ -258,7 +258,7 @@ def test_reserve_admits_unreserved_when_redis_is_unreachable(world, settings):
     thread = threading.Thread(target=lambda: result.append(asyncio.run(attempt())))
     thread.start()
     thread.join()
-    assert result == [spend.Reservation(spend.counter_key(world.org.pk), 0, "*")]
+    assert result == [spend.Reservation(((spend.counter_key(world.org.pk), "*"),), 0)]
 
 
 def test_a_body_that_keeps_arriving_is_not_cut_by_the_idle_timeout(gw, monkeypatch):

@@ -14,7 +14,7 @@ from billing import spend
 from billing.models import SpendLimit
 from usage.pricing import price_usage
 
-from .conftest import MODEL, events_for, usage_event
+from .conftest import MODEL, events_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,26 +110,23 @@ def test_concurrent_requests_cannot_overshoot_the_cap_by_more_than_one_reservati
     assert len(refused) == statuses.count(400) and all(e.cost_micros == 0 for e in refused)
 
 
-def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_events(gw):
+def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_rollups(gw):
     from datetime import UTC, datetime, timedelta
 
-    from usage.ingest import store_events
+    from tests.factories import daily_usage
 
-    now = datetime.now(UTC)
-    last_month = spend.period_start(now) - timedelta(days=3)
-    month_start = spend.period_start(now)
-    store_events([
-        usage_event(gw.org.pk, 1, cost_micros=3_000_000, time=now.timestamp()),
-        usage_event(gw.org.pk, 2, cost_micros=1_000_000, time=month_start.timestamp()),
-        usage_event(gw.org.pk, 3, cost_micros=90_000_000, time=last_month.timestamp()),  # earlier
-    ])  # fmt: skip
+    today = datetime.now(UTC).date()
+    month_start = today.replace(day=1)
+    daily_usage(gw.org, today, 3_000_000)
+    daily_usage(gw.org, month_start, 1_000_000, model="claude-sonnet-4-5")
+    daily_usage(gw.org, month_start - timedelta(days=3), 90_000_000)  # the month before
     SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=50_000_000)
     assert counter_value(gw.org.pk) == 0  # Redis has no counter for this month
     with gw.client() as client:
         message = client.messages.create(
             model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
         )
-    events = events_for(gw.org.pk, 4)
+    events = events_for(gw.org.pk, 1)
     assert counter_value(gw.org.pk) == 4_000_000 + price_usage(MODEL, message.usage.model_dump())
     assert events[-1].status == 200
 
@@ -137,11 +134,9 @@ def test_a_counter_redis_lost_is_rebuilt_from_the_months_usage_events(gw):
 def test_the_rebuilt_counter_enforces_the_cap(gw):
     from datetime import UTC, datetime
 
-    from usage.ingest import store_events
+    from tests.factories import daily_usage
 
-    store_events(
-        [usage_event(gw.org.pk, 1, cost_micros=5_000_000, time=datetime.now(UTC).timestamp())]
-    )
+    daily_usage(gw.org, datetime.now(UTC).date(), 5_000_000)
     SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=5_000_000)
     with gw.client() as client, pytest.raises(anthropic.BadRequestError) as refused:
         client.messages.create(
@@ -151,14 +146,12 @@ def test_the_rebuilt_counter_enforces_the_cap(gw):
     assert counter_value(gw.org.pk) == 5_000_000
 
 
-def test_concurrent_rebuilds_of_one_counter_count_the_events_once(gw):
+def test_concurrent_rebuilds_of_one_counter_count_the_usage_once(gw):
     from datetime import UTC, datetime
 
-    from usage.ingest import store_events
+    from tests.factories import daily_usage
 
-    store_events(
-        [usage_event(gw.org.pk, 1, cost_micros=2_000_000, time=datetime.now(UTC).timestamp())]
-    )
+    daily_usage(gw.org, datetime.now(UTC).date(), 2_000_000)
 
     async def rebuild_many() -> list[int]:
         return await asyncio.gather(*(spend.rebuild_counter(gw.org.pk) for _ in range(20)))
