@@ -38,7 +38,9 @@ def test_finance_sets_the_guides_limit_of_1000_with_alerts_at_50_80_90(world, cl
     page = text(client.get(URL))
     assert "Spending limit saved: $1,000.00 a month, alerts at 50%, 80%, 90% (on)." in page
     assert 'value="1000"' in page and 'value="50, 80, 90"' in page
-    actions = set(AuditEvent.objects.filter(organization=world.org).values_list("action", flat=True))
+    actions = set(
+        AuditEvent.objects.filter(organization=world.org).values_list("action", flat=True)
+    )
     assert {"billing.limit_changed", "billing.thresholds_changed"} <= actions
 
 
