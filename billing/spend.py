@@ -246,6 +246,7 @@ def forget_limits() -> None:
 
 # -- the async Redis client ------------------------------------------------------------------
 
+
 def _client() -> aioredis.Redis:
     return hotpath.aclient()
 

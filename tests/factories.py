@@ -56,22 +56,36 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 def daily_usage(organization, day, cost_micros: int, *, workspace_id=0, api_key_id=0,
                 model="claude-haiku-4-5-20251001", requests=1, **counters):  # fmt: skip
-    """A usage rollup row (organization-local day), as ingestion writes them."""
+    """Usage added to a rollup row (organization-local day), as ingestion's upsert does."""
+    from django.db.models import F
+
     from usage.models import UsageDaily
 
-    return UsageDaily.objects.create(
+    row, created = UsageDaily.objects.get_or_create(
         organization_id=getattr(organization, "pk", organization), day=day,
         workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
-        requests=requests, cost_micros=cost_micros, **counters,
+        defaults={"requests": requests, "cost_micros": cost_micros, **counters},
     )  # fmt: skip
+    if not created:
+        UsageDaily.objects.filter(pk=row.pk).update(
+            requests=F("requests") + requests, cost_micros=F("cost_micros") + cost_micros
+        )
+    return row
 
 
 def hourly_usage(organization, hour, cost_micros: int, *, workspace_id=0, api_key_id=0,
                  model="claude-haiku-4-5-20251001", requests=1):  # fmt: skip
+    from django.db.models import F
+
     from usage.models import UsageHourly
 
-    return UsageHourly.objects.create(
+    row, created = UsageHourly.objects.get_or_create(
         organization_id=getattr(organization, "pk", organization), hour=hour,
         workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
-        requests=requests, cost_micros=cost_micros,
+        defaults={"requests": requests, "cost_micros": cost_micros},
     )  # fmt: skip
+    if not created:
+        UsageHourly.objects.filter(pk=row.pk).update(
+            requests=F("requests") + requests, cost_micros=F("cost_micros") + cost_micros
+        )
+    return row

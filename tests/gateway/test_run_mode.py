@@ -151,3 +151,24 @@ def test_the_cap_counts_both_workers_and_the_workers_store_the_usage(demo):
     # One counter for both workers: separate ones would let each spend up to the cap.
     assert cap // 2 < spent <= cap + reservation, (spent, cap, reservation)
     assert int(hotpath.client().hget(spend.counter_key(world.org.pk), "total")) == spent
+
+
+def test_raising_a_reached_cap_lets_the_next_request_through_on_every_worker(demo):
+    from datetime import UTC, datetime
+
+    from billing import services
+    from tests.factories import daily_usage
+
+    world, url, raw, _ = demo
+    limit = services.save_spend_limit(
+        organization=world.org, actor=None, enabled=True, cap_micros=1_000_000,
+        thresholds=[50, 80, 100],
+    )  # fmt: skip
+    daily_usage(world.org, datetime.now(UTC).date(), 1_000_000)  # the $1 is spent
+    assert [post(url, raw) for _ in range(10)] == [400] * 10  # both workers refuse
+    services.save_spend_limit(
+        organization=world.org, actor=None, enabled=True, cap_micros=1_000_000_000,
+        thresholds=[50, 80, 100], expected_version=limit.version,
+    )  # fmt: skip
+    time.sleep(1.0)  # pub/sub: both workers forget the old cap well within a second
+    assert [post(url, raw) for _ in range(20)] == [200] * 20
