@@ -334,3 +334,28 @@ def months_with_usage(organization: Organization, limit: int = 24) -> list[date]
         .dates("day", "month", order="DESC")[:limit]
     )
     return list(days)
+
+
+def home_summary(membership, now: datetime | None = None) -> dict:
+    """The organization home's billing part: for those who manage billing, this month's spend
+    against each limit, the projection, the last invoice and the credit balance; for the
+    others (Members), their own keys' spend this month."""
+    from members.policy import can
+
+    organization = membership.organization
+    if not can(membership, "billing.manage"):
+        keys = own_keys_spend(membership, now)
+        return {"own_keys": keys, "own_total": sum(k["spent"] for k in keys)}
+    account = credit_account(organization)
+    start, _ = periods.period_of(organization.timezone, now)
+    spent = spend_in_period(organization.pk, start).total
+    recent = daily_costs(organization.pk, start, periods.next_month(start))
+    return {
+        "manages": True,
+        "statuses": limit_statuses(organization, now),
+        "month_spend": spent,
+        "month_projection": projection_micros(spent, organization.timezone, now, recent),
+        "last_invoice": last_invoice(organization),
+        "account": account,
+        "balance": credit_balance(account) if account else None,
+    }

@@ -17,5 +17,14 @@ def close_billing_periods() -> int:
 
 @shared_task
 def evaluate_spending(organization_ids: list[int]) -> None:
-    """Alerts and auto-recharges of these organizations (queued by usage ingestion)."""
-    alerts.on_usage_ingested(organization_ids=organization_ids)
+    """Alerts and auto-recharges of these organizations (queued after each usage batch)."""
+    alerts.evaluate_spending(organization_ids)
+
+
+@shared_task
+def sweep_spending() -> int:
+    """Every minute: evaluate every organization with an enabled limit or auto-recharge, in
+    case a queued evaluation was lost (a broker restart). Claims keep it exactly-once."""
+    ids = alerts.organizations_to_sweep()
+    alerts.evaluate_spending(ids)
+    return len(ids)

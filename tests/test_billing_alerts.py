@@ -212,3 +212,24 @@ def test_a_disabled_limit_sends_nothing(world):
     daily_usage(world.org, DAY, 70_000_000)
     assert alerts.evaluate_alerts(organization_ids=[world.org.pk], now=NOW) == []
     assert mail.outbox == []
+
+
+def test_an_ingested_batch_triggers_the_evaluation(world):
+    """What ingestion does after each batch: send `usage_ingested`; billing evaluates."""
+    from console.celery import app
+    from usage.models import UsageEvent
+    from usage.signals import IngestedSpan, usage_ingested
+
+    services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                              cap_micros=100_000_000, thresholds=[50])  # fmt: skip
+    daily_usage(world.org, datetime.now(UTC).date(), 60_000_000)
+    span = IngestedSpan(world.org.pk, NOW, NOW, 3, 60_000_000)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # as in `make run`; a Celery worker runs it elsewhere
+    try:
+        usage_ingested.send_robust(sender=UsageEvent, spans=[span], source="imported")
+        assert mail.outbox == []  # usage made outside the console is not capped here
+        usage_ingested.send_robust(sender=UsageEvent, spans=[span], source="gateway")
+    finally:
+        app.conf.task_always_eager = eager
+    assert {m.to[0] for m in mail.outbox} == {"admin@example.com", "finance@example.com"}

@@ -145,3 +145,21 @@ def test_thresholds_already_passed_when_set_never_fire(world):
                                       cap_micros=1_000_000_000, thresholds=[50, 80, 90])  # fmt: skip
     [alert] = SpendAlert.objects.filter(limit=limit)
     assert (alert.threshold, alert.status) == (50, AlertStatus.PASSED_BEFORE_SET)
+
+
+def test_the_finance_home_leads_with_spend_and_a_member_sees_their_own_keys(world, client_for):
+    from apikeys.services import create_api_key
+
+    key = create_api_key(membership=world.member, workspace=world.workspace, name="Dev laptop",
+                         actor=None).key  # fmt: skip
+    today = datetime.now(world.org.tzinfo).date()
+    daily_usage(world.org, today, 250_000_000, workspace_id=world.workspace.pk, api_key_id=key.pk)
+    daily_usage(world.org, today, 150_000_000)  # someone else's
+    services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                              cap_micros=1_000_000_000, thresholds=[50, 80, 90])  # fmt: skip
+    page = text(client_for(world.billing).get("/o/acme-support/"))
+    assert page.index('data-testid="billing-home"') < page.index("Members</div>")
+    assert "$400.00" in page and "of $1,000.00" in page and "Projected" in page
+    page = text(client_for(world.member).get("/o/acme-support/"))
+    assert "Your keys this month" in page and "Dev laptop" in page and "$250.00" in page
+    assert "$400.00" not in page

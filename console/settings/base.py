@@ -210,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Spending alerts whose email could not be sent yet (the claim stays; only sending retries).
     "billing-retry-alerts": {"task": "billing.tasks.retry_spend_alerts", "schedule": 60.0},
+    # Spending evaluations follow each ingestion batch; this sweep catches any that were lost.
+    "billing-sweep-spending": {"task": "billing.tasks.sweep_spending", "schedule": 60.0},
     # Invoices of the months that ended (each organization's own time zone): hourly, idempotent.
     "billing-close-periods": {
         "task": "billing.tasks.close_billing_periods",

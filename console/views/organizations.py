@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from billing import selectors as billing_selectors
 from core.emails import absolute_url
 from members import services as member_services
 from members.access import org_view
@@ -45,5 +46,9 @@ def org_home(request):
         "workspace_count": organization.workspaces.filter(archived_at__isnull=True).count(),
         # The guide's "I can't invite a new member": say who can.
         "admins": [] if can(request.membership, "members.manage") else admins_of(organization),
+        # Billing first for those whose job it is (finance), after the rest for Admins; a
+        # Member sees their own keys' spend.
+        "billing": billing_selectors.home_summary(request.membership),
+        "billing_first": not can(request.membership, "members.manage"),
     }
     return render(request, "console/org_home.html", context)
