@@ -283,11 +283,9 @@ def on_usage_ingested(sender=None, spans=(), source="gateway", **kwargs) -> None
     ids = sorted({span.organization_id for span in spans})
     if not ids:
         return
-    from console.celery import app
-
     from .tasks import evaluate_spending as task
 
-    if app.conf.task_always_eager:
+    if task.app.conf.task_always_eager:
         task.apply(args=[ids])
         return
     try:

@@ -249,6 +249,11 @@ GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="
 # default upstream (the operator's key), unless an operator raises it for that organization in
 # the Django admin (Billing → Shared upstream allowances). Empty: no such cap.
 GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP = env.str("GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP", default="")
+# Who charges payment methods (credit recharges): a dotted path to a class with `charge(...)`
+# (billing/payments.py). The built-in one records pending charges for finance to collect.
+BILLING_PAYMENT_PROVIDER = env.str(
+    "BILLING_PAYMENT_PROVIDER", default="billing.payments.BuiltinProvider"
+)
 # Hosts an organization's upstream base URL may name (the default upstream's host is always
 # allowed). Organization Admins are anyone who signs up: without this list the console would
 # send requests, with their keys, to any address it can reach. "*" allows every host.

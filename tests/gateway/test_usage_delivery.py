@@ -112,7 +112,7 @@ def test_spool_is_replayed_when_redis_returns(settings, tmp_path, world):
     counter = f"{settings.GATEWAY_REDIS_NAMESPACE}spend-test"
     lost = f"{settings.GATEWAY_REDIS_NAMESPACE}spend-lost"
     for i, event in enumerate(events):
-        local._queue.append((event, (counter if i < 5 else lost, -10, "e1")))
+        local._queue.append((event, [(counter if i < 5 else lost, -10, "e1")]))
     local.flush()
     assert local.spooled == 10
     assert len((tmp_path / "spool").glob("*.jsonl").__next__().read_bytes().splitlines()) == 10
