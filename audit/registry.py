@@ -131,8 +131,7 @@ SENTENCES: dict[str, str] = {
     "billing.payment_method_default_changed": "made {target} the default payment method",
     "billing.contact_changed": "changed the billing contact",
     "invoice.issued": "issued invoice {after[number]} for {after[period]}: {after[total]}",
-    "invoice.payment_recorded": "recorded a payment of {after[amount]} ({after[kind]}) on "
-    "{target}",
+    "invoice.payment_recorded": "recorded a payment of {after[amount]} ({after[kind]}) on {target}",
     "invoice.paid": "{target} was paid in full ({after[total]})",
     "invoice.voided": "voided {target}: {after[reason]}",
     "credits.settings_changed": "changed prepaid credits: on: {after[enabled]}, auto-recharge: "
