@@ -27,6 +27,8 @@ org_patterns = [
         name="workspace_archive",
     ),
     path("audit/", audit.AuditLogView.as_view(), name="audit_log"),
+    path("audit/<int:event_id>/", audit.audit_event, name="audit_event"),
+    path("audit/export.jsonl", audit.audit_export_chain, name="audit_export_chain"),
     path("members/", include("members.urls")),
     path("api-keys/", include("apikeys.urls")),
     path("billing/", include("billing.urls")),

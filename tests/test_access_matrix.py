@@ -24,6 +24,8 @@ ORG_PAGES: dict[str, set[str]] = {
     "workspace_rename": {ADMIN},
     "workspace_archive": {ADMIN},
     "audit_log": {ADMIN},
+    "audit_event": {ADMIN},
+    "audit_export_chain": {ADMIN},
     "members:list": {ADMIN},
     "members:invitations": {ADMIN},
     "members:invite": {ADMIN},
@@ -137,6 +139,7 @@ def _values(world, *, own_org: bool = True) -> dict:
         "key_id": _api_key(world).pk,
         "admin_key_id": _admin_key(world).pk,
         **_billing_objects(world),
+        "event_id": _audit_event(world).pk,
     }
 
 
@@ -178,6 +181,14 @@ def _invitation(world):
         defaults={"role": "member", "invited_by": world.admin.user, "token_hash": "0" * 64},
     )
     return invitation
+
+
+def _audit_event(world):
+    from audit.models import AuditEvent
+    from audit.services import record_event
+
+    event = AuditEvent.objects.filter(organization=world.org).first()
+    return event or record_event(action="workspace.created", organization=world.org)
 
 
 def _api_key(world):
