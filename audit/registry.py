@@ -119,6 +119,8 @@ SENTENCES: dict[str, str] = {
     "gateway.upstream_changed": "changed the upstream API configuration ({target})",
     "gateway.upstream_removed": "removed the upstream API configuration ({target})",
     "gateway.policy_changed": "changed the gateway rules of workspace {target}",
+    "adminkey.created": "created admin key {target}",
+    "adminkey.revoked": "revoked admin key {target}",
     "audit.archived": "archived {after[events]} audit events up to {after[through]}",
     "billing.limit_changed": "changed the spending limit of {target}: {after[monthly_cap]} a "
     "month, on: {after[enabled]}",
@@ -145,7 +147,7 @@ SENTENCES: dict[str, str] = {
 # members and roles, billing, settings (so turning the log off is itself recorded).
 ALWAYS_RECORDED: tuple[str, ...] = (
     "user.", "apikey.", "member.", "workspace_member.", "org.",
-    "billing.", "invoice.", "credits.", "gateway.upstream_", "audit.", "admin_key.",
+    "billing.", "invoice.", "credits.", "gateway.upstream_", "audit.", "adminkey.",
 )  # fmt: skip
 
 # How stored values read in sentences and diffs.

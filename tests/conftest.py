@@ -3,6 +3,7 @@ another organization."""
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -28,6 +29,44 @@ def django_db_modify_db_settings():
     options["options"] = (
         options.get("options", "") + " -c console.audit_allow_truncate=on"
     ).strip()
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """The audit coverage test judges the whole suite: it runs last, and only when the whole
+    suite runs (a subset cannot tell which actions other tests would have produced)."""
+    from .audit_coverage import COVERAGE_TEST
+
+    coverage = [item for item in items if item.name == COVERAGE_TEST]
+    if not coverage:
+        return
+    whole_suite = (
+        {Path(arg).resolve() for arg in config.args} == {TESTS_DIR}
+        and not config.option.keyword
+        and not config.option.markexpr
+        and not config.getoption("deselect", None)
+        and not config.getoption("lf", False)
+    )
+    items[:] = [item for item in items if item.name != COVERAGE_TEST]
+    if whole_suite:
+        items.extend(coverage)
+    else:
+        config.hook.pytest_deselected(items=coverage)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_actions_produced():
+    from django.db.models.signals import post_save
+
+    from audit.models import AuditEvent
+
+    from .audit_coverage import remember
+
+    post_save.connect(remember, sender=AuditEvent, dispatch_uid="tests.audit_coverage")
+    yield
+    post_save.disconnect(sender=AuditEvent, dispatch_uid="tests.audit_coverage")
 
 
 @pytest.fixture(autouse=True)
