@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 AFTER_NOVEMBER = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 AFTER_DECEMBER = datetime(2027, 1, 1, 2, 0, tzinfo=UTC)
 TODAY = datetime.now(UTC).date().isoformat()
+BASE = "/o/acme-support/billing/"
 
 
 def november_usage(world):
@@ -171,3 +172,36 @@ def test_workspace_statements_allocate_costs(world, client_for):
     assert (
         client.get(f"/o/acme-support/billing/statements/{production.pk}/nope/").status_code == 404
     )
+
+
+def test_billing_lists_take_as_many_queries_for_many_rows_as_for_few(world, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apikeys.services import create_api_key
+    from billing import services
+
+    client = client_for(world.billing)
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            Invoice.objects.create(organization=world.org, period_start=date(2000 + i, 1, 1),
+                                   period_end=date(2000 + i, 2, 1), status="open",
+                                   number=f"ACME-{2000 + i}-0001", total_cents=i)  # fmt: skip
+            key = create_api_key(membership=world.admin, workspace=world.workspace,
+                                 name=f"k{i}", actor=None).key  # fmt: skip
+            services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                                      cap_micros=10_000_000, thresholds=[50],
+                                      scope="api_key", api_key=key)  # fmt: skip
+
+    client.get(BASE)  # the session's first request writes it: not a list's cost
+    add(2, 0)
+    few = {p: queries(BASE + p) for p in ("invoices/", "limits/", "", "payments/")}
+    add(20, 2)
+    many = {p: queries(BASE + p) for p in ("invoices/", "limits/", "", "payments/")}
+    assert many == few
