@@ -193,9 +193,9 @@ def check_events(results: dict, org_id: int) -> None:
             batch = batch[1:]
         if not batch:
             break
-        for _, fields in batch:
-            if f'"organization_id":{org_id},'.encode() in fields[b"e"]:
-                count += 1
+        marker = f'"organization_id":{org_id},'.encode()
+        for _, fields in batch:  # an entry holds one event (e) or a batch, a line each (b)
+            count += (fields.get(b"b") or fields.get(b"e") or b"").count(marker)
         last = batch[-1][0].decode()
     sent = sum(r["requests"] for k, r in results.items() if k[0].startswith("gateway"))
     # wrk counts completed responses; requests cut off when a run ends are metered too.

@@ -1,13 +1,14 @@
 """Background work of the web processes when there is no Celery worker or beat (`make run`,
 `WEB_RUNS_BACKGROUND_WORK`): daemon threads started by console/asgi.py in each web process.
 
-- The usage stream is drained into PostgreSQL/SQLite (`usage.ingest.start_background_drain`).
+- The usage stream is ingested into PostgreSQL/SQLite by the loop Celery workers run
+  (`usage.ingest.start_background_drain`: the same `Consumer`, in a thread).
 - `CELERY_BEAT_SCHEDULE` is run in-process: due times come from Celery's own schedule objects
   (crontab, seconds), so an entry means here what it means under beat; the task runs eagerly in
   this thread. The web processes share one Redis (the stand-in), and each due run is claimed
   there with SET NX until shortly before the next one, so one process runs it.
 
-Production runs `celery worker`, `celery beat` and `manage.py consume_usage` instead.
+Production runs `celery worker` (which ingests usage too: usage/worker.py) and `celery beat`.
 """
 
 from __future__ import annotations

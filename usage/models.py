@@ -3,16 +3,23 @@ from django.db import models
 
 class UsageEvent(models.Model):
     """One gateway request, as metered. Written only by ingestion (usage/ingest.py), never on the
-    request path; `request_id` is unique so a replayed batch inserts nothing twice.
+    request path.
+
+    Identified by (`request_id`, `created_at`): on PostgreSQL the table is partitioned by month of
+    `created_at` (usage/partitions.py) and a unique key must hold the partition key. `created_at`
+    is the gateway's own timestamp, carried in the event, so a replayed event has the same one,
+    lands in the same partition and is refused as a duplicate there, even at 23:59:59.9 on the
+    last day of a month (docs/decisions/0005-usage-ingestion.md).
 
     Organization, workspace and key are plain ids, not foreign keys: events are append-only
     history at high volume, they must outlive a deleted key or workspace, and ingestion must not
     pay for constraint checks.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    pk = models.CompositePrimaryKey("request_id", "created_at")
+    request_id = models.CharField(max_length=64)
     upstream_request_id = models.CharField(max_length=128, blank=True, default="")
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
     organization_id = models.BigIntegerField()
     workspace_id = models.BigIntegerField(null=True)
     api_key_id = models.BigIntegerField(null=True)
@@ -27,8 +34,18 @@ class UsageEvent(models.Model):
     # Of cache_creation_input_tokens, those written with the 1-hour TTL (priced higher).
     cache_creation_1h_input_tokens = models.PositiveBigIntegerField(default=0)
     cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
+    # usage.server_tool_use as Anthropic reports it; code execution time where reported.
+    web_search_requests = models.PositiveBigIntegerField(default=0)
+    web_fetch_requests = models.PositiveBigIntegerField(default=0)
+    code_execution_seconds = models.PositiveBigIntegerField(default=0)
     service_tier = models.CharField(max_length=32, blank=True, default="")
-    cost_micros = models.BigIntegerField(default=0, help_text="Integer micro-dollars.")
+    cost_micros = models.BigIntegerField(default=0, help_text="Integer micro-dollars, all in.")
+    server_tool_cost_micros = models.BigIntegerField(
+        default=0, help_text="Of cost_micros, what server tools (web search, ...) cost."
+    )
+    fallback_priced = models.BooleanField(
+        default=False, help_text="The model had no price row: priced at the fallback price."
+    )
     latency_ms = models.FloatField(default=0)
 
     class Meta:

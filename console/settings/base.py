@@ -217,6 +217,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.close_billing_periods",
         "schedule": crontab(minute=15),
     },
+    # Raw usage events: partitions made ahead of time, retention applied by dropping them.
+    "usage-maintain-partitions": {
+        "task": "usage.tasks.maintain_usage_partitions",
+        "schedule": crontab(hour=0, minute=15),
+    },
+    "usage-apply-retention": {
+        "task": "usage.tasks.apply_usage_retention",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
 
 # Console behaviour.
@@ -258,6 +267,13 @@ BILLING_PAYMENT_PROVIDER = env.str(
 # allowed). Organization Admins are anyone who signs up: without this list the console would
 # send requests, with their keys, to any address it can reach. "*" allows every host.
 GATEWAY_UPSTREAM_HOSTS = env.list("GATEWAY_UPSTREAM_HOSTS", default=["api.anthropic.com"])
+# Celery workers ingest the usage stream in a thread (usage/worker.py); false turns that off in
+# a worker (then run `manage.py consume_usage` somewhere).
+USAGE_INGEST_IN_WORKER = env.bool("USAGE_INGEST_IN_WORKER", default=True)
+# Events per ingestion batch (one XREADGROUP, one transaction); see bench/bench_ingest.py.
+USAGE_INGEST_BATCH = env.int("USAGE_INGEST_BATCH", default=10_000)
+# Ingestion loops per Celery worker (each a consumer of the group, with its own connection).
+USAGE_INGEST_THREADS = env.int("USAGE_INGEST_THREADS", default=2)
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
 # Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or

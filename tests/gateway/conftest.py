@@ -153,11 +153,19 @@ def events_for(organization_id: int, expected: int, timeout: float = 10.0) -> li
     while True:
         publisher().flush()
         drain(consumer="tests")
-        rows = list(UsageEvent.objects.filter(organization_id=organization_id).order_by("id"))
+        rows = list(
+            UsageEvent.objects.filter(organization_id=organization_id).order_by(
+                "created_at", "request_id"
+            )
+        )
         if len(rows) >= expected or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     time.sleep(0.1)
     publisher().flush()
     drain(consumer="tests")
-    return list(UsageEvent.objects.filter(organization_id=organization_id).order_by("id"))
+    return list(
+        UsageEvent.objects.filter(organization_id=organization_id).order_by(
+            "created_at", "request_id"
+        )
+    )

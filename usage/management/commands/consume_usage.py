@@ -1,26 +1,30 @@
-import os
-import socket
+import signal
+import threading
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
 
-from usage.ingest import ingest_batch
+from usage.ingest import Consumer, consumer_name, drain
 
 
 class Command(BaseCommand):
-    help = "Ingest usage events from the Redis stream into the database (runs until stopped)."
+    help = (
+        "Ingest usage events from the Redis stream into the database, until stopped (SIGTERM, "
+        "Ctrl-C). Celery workers do this already (usage/worker.py); this is the alternative."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}")
+        parser.add_argument("--consumer", default=None, help="Consumer name (unique per process).")
         parser.add_argument("--once", action="store_true", help="Drain what is there, then exit.")
-        parser.add_argument("--block-ms", type=int, default=2000)
 
-    def handle(self, *args, consumer, once, block_ms, **options):
-        total = 0
-        while True:
-            handled = ingest_batch(consumer=consumer, block_ms=None if once else block_ms)
-            total += handled
-            close_old_connections()
-            if once and not handled:
-                break
-        self.stdout.write(f"Ingested {total} usage stream entries.")
+    def handle(self, *args, consumer, once, **options):
+        name = consumer or consumer_name("cli-")
+        if once:
+            total = drain(consumer=name)
+            self.stdout.write(f"Ingested {total} usage stream entries.")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        loop = Consumer(name)
+        loop.run(stop)
+        self.stdout.write(f"Ingested {loop.handled} usage stream entries.")
