@@ -392,7 +392,7 @@ def test_the_consume_usage_command_stops_on_sigterm(world, tmp_path):
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
     assert proc.returncode == 0, log.read_text()
-    assert "Ingested 5 usage stream entries" in log.read_text()
+    assert "Ingested 5 usage events" in log.read_text()
 
 
 def test_an_organization_in_a_zone_postgresql_does_not_know_gets_utc_days(world):

@@ -84,15 +84,17 @@ def test_a_worker_killed_after_its_insert_and_before_its_ack_loses_and_doubles_n
     wait_for(lambda: victim.process.poll() is not None, "the worker's SIGKILL")
     assert victim.process.returncode == -9 and flag.exists()
     committed = UsageEvent.objects.count()
-    assert committed == 40  # its first batch: committed, never acknowledged
+    assert 1 <= committed <= 40  # its first batch: committed, never acknowledged
     client = hotpath.client()
-    assert client.xpending(stream_key(), GROUP)["pending"] == 40
+    # Its batch is still pending (and its other thread's, read but not yet stored).
+    assert client.xpending(stream_key(), GROUP)["pending"] >= committed
     workers("rescuer", USAGE_INGEST_BATCH=40)
     started = time.monotonic()
     wait_for(lambda: UsageEvent.objects.count() == 200, "every event stored", timeout=30)
     wait_for(lambda: client.xpending(stream_key(), GROUP)["pending"] == 0, "nothing pending")
     assert time.monotonic() - started < 10  # the dead worker's batch is claimed in seconds
-    assert len(client.xinfo_consumers(stream_key(), GROUP)) == 1  # the dead one removed
+    members = [m["name"].decode() for m in client.xinfo_consumers(stream_key(), GROUP)]
+    assert members and not [m for m in members if f"-{victim.process.pid}-" in m]  # removed
     sums = totals(world.org.pk)
     assert sums["events"] == sums["hourly"] == sums["daily"]
     assert sums["hourly"]["requests"] == 200

@@ -50,6 +50,7 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 import redis
@@ -299,6 +300,11 @@ def _copy_line(r: tuple) -> str:
 
 
 # -- a batch ------------------------------------------------------------------------------------
+
+
+class Handled(NamedTuple):
+    entries: int
+    events: int
 
 
 @dataclass
@@ -621,7 +627,7 @@ def ingest_batch(
 ) -> int:
     """Read about `count` events' worth of entries (new ones, or with `own_pending` this
     consumer's unacknowledged ones), store them, then acknowledge and delete the entries.
-    Returns the number of entries handled."""
+    Returns how many entries and events it handled (stored, duplicate or refused)."""
     global _events_per_entry
     client = client or hotpath.client()
     client.set(heartbeat_key(consumer), 1, px=int(HEARTBEAT_TTL * 1000))
@@ -630,13 +636,13 @@ def ingest_batch(
         entries = _read(client, consumer, entries_wanted, block_ms, own_pending)
     except redis.ResponseError as exc:
         # NOGROUP: a new, flushed or restarted Redis; UNBLOCKED: the stream was deleted (a
-        # FLUSHDB) while we waited on it. Either way: make the group again, read next round.
+        # FLUSHDB) while we waited on it. Either way: make the group again and read.
         if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
             raise
         ensure_group(client)
-        return 0
+        entries = _read(client, consumer, entries_wanted, block_ms, own_pending)
     if not entries:
-        return 0
+        return Handled(0, 0)
     ids, events, unreadable = _decode(entries)
     seen = (len(events) + len(unreadable)) / len(ids)
     _events_per_entry = max(1.0, 0.7 * _events_per_entry + 0.3 * seen)
@@ -657,7 +663,7 @@ def ingest_batch(
     pipe.xack(stream_key(), GROUP, *ids)
     pipe.xdel(stream_key(), *ids)
     pipe.execute()
-    return len(ids)
+    return Handled(len(ids), len(events) + len(unreadable))
 
 
 def _dump(event) -> bytes:
@@ -669,13 +675,15 @@ def _dump(event) -> bytes:
 
 def drain(*, consumer: str, client=None) -> int:
     """Ingest until the stream has nothing new (this consumer's pending entries first).
-    Returns the number of entries handled."""
+    Returns the number of events handled."""
     client = client or hotpath.client()
     total = 0
-    while handled := ingest_batch(consumer=consumer, client=client, own_pending=True):
-        total += handled
-    while handled := ingest_batch(consumer=consumer, client=client):
-        total += handled
+    for own_pending in (True, False):
+        while True:
+            handled = ingest_batch(consumer=consumer, client=client, own_pending=own_pending)
+            if not handled.entries:
+                break
+            total += handled.events
     return total
 
 
@@ -772,7 +780,9 @@ class Consumer:
                     client = hotpath.client()
                     if recover:
                         ensure_group(client)
-                        if ingest_batch(consumer=self.name, client=client, own_pending=True):
+                        if ingest_batch(
+                            consumer=self.name, client=client, own_pending=True
+                        ).entries:
                             continue
                         recover = False
                     if time.monotonic() >= next_claim:
@@ -782,7 +792,7 @@ class Consumer:
                             continue
                     self.handled += ingest_batch(
                         consumer=self.name, client=client, count=self.count, block_ms=self.block_ms
-                    )
+                    ).events
                     backoff = 0.0
                 except Exception as exc:
                     self.faults += 1

@@ -148,7 +148,7 @@ def test_entries_are_acknowledged_and_removed_after_ingestion(world):
         local.publish(usage_event(world.org.pk, i))
     local.flush()
     assert client.xlen(stream_key()) == 1  # one entry per flush, its events a line each
-    assert ingest_batch(consumer="tests") == 1
+    assert ingest_batch(consumer="tests") == (1, 4)  # entries, events
     assert client.xlen(stream_key()) == 0
     assert UsageEvent.objects.filter(organization_id=world.org.pk).count() == 4
 

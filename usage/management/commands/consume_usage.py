@@ -20,11 +20,11 @@ class Command(BaseCommand):
         name = consumer or consumer_name("cli-")
         if once:
             total = drain(consumer=name)
-            self.stdout.write(f"Ingested {total} usage stream entries.")
+            self.stdout.write(f"Ingested {total} usage events.")
             return
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         loop = Consumer(name)
         loop.run(stop)
-        self.stdout.write(f"Ingested {loop.handled} usage stream entries.")
+        self.stdout.write(f"Ingested {loop.handled} usage events.")
