@@ -8,13 +8,12 @@ import json
 import os
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import orjson
 import pytest
 from django.db import connection
 
-from billing import spend
 from core import hotpath
 from orgs.models import Organization
 from usage import partitions
@@ -195,13 +194,17 @@ def test_usage_ingested_tells_which_organizations_got_new_usage_and_when(world):
     assert by_org[world.other_org.pk].cost_micros == 42
 
 
-def test_the_spend_counter_rebuild_reads_the_rollups(world):
-    now = datetime.now(UTC)
-    store_events([event(world.org.pk, 1, cost_micros=2_500_000, time=now.timestamp()),
-                  event(world.org.pk, 2, cost_micros=1_000_000,
-                        time=(spend.period_start(now) - timedelta(hours=1)).timestamp())])  # fmt: skip
+def test_billing_reads_spend_from_rollups_that_outlive_raw_events(world):
+    from billing import selectors
+
+    world.org.timezone = "Europe/Paris"
+    world.org.save()
+    store_events([
+        event(world.org.pk, 1, cost_micros=2_500_000, time=at(2026, 3, 1, 0, 30)),  # Paris: Mar 1
+        event(world.org.pk, 2, cost_micros=1_000_000, time=at(2026, 2, 28, 22, 30)),  # Feb 28
+    ], now=at(2026, 3, 2))  # fmt: skip
     UsageEvent.objects.all().delete()  # raw events gone (retention): the month's spend stays
-    assert spend._load_month_spend(world.org.pk, f"{now:%Y-%m}") == 2_500_000
+    assert selectors.period_spend(world.org.pk, date(2026, 3, 1)) == 2_500_000
 
 
 # -- partitions -------------------------------------------------------------------------------
