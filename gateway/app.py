@@ -736,7 +736,8 @@ class Gateway:
                     meter.fail(499, "client_disconnected")
                     break
         finally:
-            meter.usage = parser.usage
+            # Cut short (client gone, upstream dropped): estimated from what was relayed.
+            meter.usage = parser.settled_usage(request.parsed["max_tokens"])
             if parser.model:
                 meter.model = parser.model
             if parser.service_tier:
