@@ -41,6 +41,7 @@ run: env
 	  $(PY) -m gateway.simulator --port $(SIM_PORT) & \
 	  echo "Upstream: simulator on http://127.0.0.1:$(SIM_PORT)"; \
 	  export GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo; \
+	  export GATEWAY_LOCAL_UPSTREAM_HOSTS=$${GATEWAY_LOCAL_UPSTREAM_HOSTS:-127.0.0.1}; \
 	fi; \
 	export CONSOLE_BASE_URL="$${CONSOLE_BASE_URL:-http://$(HOST):$(PORT)}"; \
 	echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"; \

@@ -222,7 +222,8 @@ def main() -> None:
     )
     os.environ["GATEWAY_REDIS_NAMESPACE"] = namespace
     os.environ["GATEWAY_UPSTREAM_HOSTS"] = "127.0.0.1"  # the simulator, for the gateway processes
-    settings.GATEWAY_UPSTREAM_HOSTS = ["127.0.0.1"]
+    os.environ["GATEWAY_LOCAL_UPSTREAM_HOSTS"] = "127.0.0.1"  # over plain http
+    settings.GATEWAY_UPSTREAM_HOSTS = settings.GATEWAY_LOCAL_UPSTREAM_HOSTS = ["127.0.0.1"]
     # Its own Redis database: the test suite flushes db 15 before every test, and a run on the
     # same machine would wipe the stream this bench counts.
     redis_url = re.sub(r"/\d+$", "", settings.REDIS_URL) + "/" + BENCH_REDIS_DB

@@ -44,7 +44,7 @@ from billing import spend
 from usage import pricing
 from usage.stream import publisher
 
-from . import auth, routing
+from . import auth, routing, upstream_rules
 from .errors import GatewayError, error_body, sse_error_event
 from .sse import MODEL_ID, StreamUsage, error_type_of, model_of, take_usage
 
@@ -139,6 +139,31 @@ def filter_model_list(payload: bytes, route: routing.Route) -> bytes:
     return orjson.dumps(page)
 
 
+UPSTREAM_NOT_REACHED = "The upstream API could not be reached."
+
+
+def api_answer(payload: bytes | None, status: int, content_type: str, endpoint: str) -> dict | None:
+    """The upstream's JSON answer if it is the Anthropic API's (an error in its shape, or what
+    the endpoint answers), else None."""
+    if not payload or not payload.startswith(b"{"):
+        return None
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if status != 200:
+        return data if data.get("type") == "error" and isinstance(data.get("error"), dict) else None
+    if "json" not in content_type:
+        return None
+    if endpoint == "messages":
+        return data if data.get("type") == "message" else None
+    if endpoint == "count_tokens":
+        return data if isinstance(data.get("input_tokens"), int) else None
+    return data if isinstance(data.get("data"), list) or data.get("type") == "model" else None
+
+
 class Meter:
     """The one usage event of a request. `emit()` publishes it once, whatever happens."""
 
@@ -225,11 +250,12 @@ class Meter:
 class ClientHeaders:
     """The request headers the gateway reads, parsed once."""
 
-    __slots__ = ("api_key", "beta", "content_length", "content_type", "version")
+    __slots__ = ("api_key", "beta", "content_length", "content_type", "forwarded", "version")
 
     def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
         api_key = bearer = version = content_type = content_length = None
         betas: list[bytes] = []
+        forwarded = False
         for name, value in raw_headers:
             if name == b"x-api-key":
                 api_key = value.strip()
@@ -245,6 +271,9 @@ class ClientHeaders:
                 content_type = value
             elif name == b"content-length":
                 content_length = value
+            elif name == upstream_rules.HOP_HEADER_BYTES:
+                forwarded = True  # sent by a console's gateway
+        self.forwarded = forwarded
         self.api_key: bytes | None = api_key or bearer  # x-api-key first, as Anthropic's API
         self.version: bytes | None = version
         self.beta: bytes | None = b",".join(betas) if betas else None
@@ -420,6 +449,7 @@ class Gateway:
 
     async def handle(self, request: GatewayRequest) -> None:
         """The steps of a request, in order; each raises GatewayError to refuse it."""
+        self.refuse_loops(request)
         await self.authenticate(request)
         self.check_endpoint(request)
         await self.resolve_route(request)
@@ -432,6 +462,14 @@ class Gateway:
                 await self.reserve_spend(request)
             request.url = request.upstream.base_url + request.scope["path"]
         await self.forward(request, self.upstream_headers(request))
+
+    @staticmethod
+    def refuse_loops(request: GatewayRequest) -> None:
+        """A request another console's gateway (or this one) forwarded: its upstream is a
+        console. Refused before anything else, so no chain of consoles ever recurses."""
+        if request.headers.forwarded:
+            stats["forwarded_by_a_console"] += 1
+            raise GatewayError("invalid_request_error", upstream_rules.HOP_REFUSED)
 
     async def authenticate(self, request: GatewayRequest) -> None:
         """Authentication first: nothing else is said to a caller without a valid key."""
@@ -466,13 +504,14 @@ class Gateway:
         route = request.route = await routing.route_for(
             context.organization_id, context.workspace_id
         )
-        if route.upstream is None:
+        upstream = route.upstream
+        if upstream is None:
+            raise GatewayError("permission_error", route.problem)
+        if upstream.reaches(request.scope.get("server")):
             raise GatewayError(
-                "permission_error",
-                "No usable upstream is configured for this organization: an Admin can set the "
-                "Anthropic API key (and base URL) in the console under Settings → Upstream.",
+                "permission_error", f"{routing.NO_UPSTREAM} {upstream_rules.OWN_ADDRESS}"
             )
-        request.upstream = route.upstream
+        request.upstream = upstream
 
     @staticmethod
     def target_models(request: GatewayRequest) -> None:
@@ -579,6 +618,8 @@ class Gateway:
             # Without it any encoding is acceptable (RFC 9110): the answer must stay readable
             # for metering, and the client gets what it would get from the API.
             "accept-encoding": "identity",
+            # Marks what a console forwards: a console receiving it refuses (refuse_loops).
+            upstream_rules.HOP_HEADER: "1",
         }
         if client.beta:
             headers["anthropic-beta"] = client.beta.decode("latin-1")
@@ -668,13 +709,16 @@ class Gateway:
                     await self.relay_stream(request, response, out)
                 else:
                     await self.relay_json(request, response, out)
+        except aiohttp.ConnectionTimeoutError:  # like a refused connection: nothing answered
+            logger.warning("Upstream connection timed out on %s", meter.request_id)
+            raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise GatewayError(
                 "timeout_error", "The upstream API did not answer in time.", 504
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             logger.warning("Upstream failure on %s: %s", meter.request_id, type(exc).__name__)
-            raise GatewayError("api_error", "The upstream API could not be reached.", 502) from None
+            raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502) from None
 
     async def relay_json(
         self, request: GatewayRequest, response: aiohttp.ClientResponse, out: list
@@ -684,31 +728,30 @@ class Gateway:
         # Asked for identity; an upstream that compresses anyway is relayed as it answered (its
         # content-encoding forwarded) and metered from a decoded copy.
         readable = decoded(payload, response.headers.get("content-encoding"))
-        if request.listed_for is not None and status == 200 and readable is not None:
-            payload = readable = filter_model_list(readable, request.listed_for)
+        answer = api_answer(readable, status, response.content_type, request.endpoint)
+        if answer is None:
+            # Not the API's answer (a login page, a proxy's error, another service): never
+            # relayed, and said in the words of a closed port, so neither tells about the host.
+            logger.warning(
+                "Upstream of %s answered HTTP %s, not as the API: not relayed",
+                meter.request_id,
+                status,
+            )
+            raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502)
+        if request.listed_for is not None and status == 200:
+            payload = filter_model_list(readable, request.listed_for)
             out = [h for h in out if h[0] != b"content-encoding"]
+        meter.status = status
+        self.note_json(answer, status, meter)
         out.append((b"content-length", b"%d" % len(payload)))
         await request.start_response(status, out)
         await request.send({"type": "http.response.body", "body": payload})
-        meter.status = status
-        self.note_json(readable if readable is not None else b"", status, meter)
         if request.client_left():  # a stream request answered in JSON (an error) meanwhile
             meter.error_type = meter.error_type or "client_disconnected"
             meter.status = 499
 
     @staticmethod
-    def note_json(payload: bytes, status: int, meter: Meter) -> None:
-        if status != 200 and not payload.startswith(b"{"):
-            meter.error_type = "api_error"
-            return
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            if status != 200:
-                meter.error_type = "api_error"
-            return
-        if not isinstance(data, dict):
-            return
+    def note_json(data: dict, status: int, meter: Meter) -> None:
         if status != 200:
             meter.error_type = error_type_of(data.get("error"))
             return

@@ -11,7 +11,7 @@ class UpstreamForm(forms.Form):
         label="Base URL",
         initial=DEFAULT_BASE_URL,
         assume_scheme="https",
-        help_text="Anthropic's API, or a compatible endpoint.",
+        help_text="Anthropic's API, or a compatible service: scheme, host and port only.",
     )
     api_key = forms.CharField(
         label="Anthropic API key",
@@ -25,9 +25,14 @@ class UpstreamForm(forms.Form):
         label="Timeout (seconds)", min_value=1, max_value=3600, initial=600
     )
 
+    def __init__(self, *args, own_address: tuple[list[str], list[int]] = ([], []), **kwargs):
+        # Where this console is reached (upstream_rules.request_own_address): never an upstream.
+        self.own_urls, self.own_ports = own_address
+        super().__init__(*args, **kwargs)
+
     def clean_base_url(self) -> str:
         base_url = self.cleaned_data["base_url"]
-        if problem := base_url_problem(base_url):
+        if problem := base_url_problem(base_url, own_urls=self.own_urls, own_ports=self.own_ports):
             raise forms.ValidationError(problem)
         return base_url
 

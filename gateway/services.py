@@ -4,8 +4,6 @@ policies. Each write records its audit event and drops this process's cached rou
 from __future__ import annotations
 
 import logging
-import re
-from urllib.parse import urlparse
 
 import anthropic
 from django.conf import settings
@@ -16,13 +14,16 @@ from django.views.decorators.debug import sensitive_variables
 from audit.services import record_event
 from orgs.models import Organization, Workspace
 
-from . import crypto
+from . import crypto, upstream_rules
 from .models import UpstreamConfig, WorkspacePolicy
-from .routing import forget_routes, host_allowed
+from .routing import forget_routes
 
 logger = logging.getLogger(__name__)
 
-NOT_THE_ANTHROPIC_API = "The upstream's answer is not the Anthropic API's."
+NO_API_ANSWER = (
+    "No Anthropic API answered at this address: nothing is listening there, it did not answer "
+    "in time, or another service answered. Check the base URL."
+)
 
 
 def _summary(config: UpstreamConfig | None) -> dict | None:
@@ -36,47 +37,28 @@ def _summary(config: UpstreamConfig | None) -> dict | None:
     }
 
 
-# Printable ASCII without spaces: what an HTTP header value (the key) or a URL may carry as is.
-PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
-
-
-def base_url_problem(base_url: str) -> str | None:
-    """Why `base_url` is not http(s)://host[:port][/path], or None."""
-    if not PRINTABLE_ASCII.fullmatch(base_url):
-        return "Use an http:// or https:// URL of ASCII characters, without spaces."
-    parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return "Use an http:// or https:// URL."
-    if "?" in base_url or "#" in base_url or "@" in parsed.netloc:
-        return "Give the base URL only: no query, fragment or credentials."
-    try:
-        port = parsed.port
-    except ValueError:  # not a number, or above 65535
-        port = 0
-    if port is not None and not 1 <= port <= 65535:
-        return "The port must be a number from 1 to 65535."
-    if not host_allowed(base_url):
-        hosts = ", ".join(settings.GATEWAY_UPSTREAM_HOSTS) or "its default upstream"
-        return (
-            f"This console forwards only to {hosts}. Its operator can allow more hosts "
-            "(GATEWAY_UPSTREAM_HOSTS)."
+def base_url_problem(base_url: str, *, own_urls=(), own_ports=()) -> str | None:
+    """Why `base_url` may not be an upstream (gateway/upstream_rules.py), or None. `own_urls`
+    and `own_ports` say where this console is reached, besides CONSOLE_BASE_URL."""
+    problem = upstream_rules.origin_problem(base_url)
+    if problem is None:
+        problem = upstream_rules.own_address_problem(
+            base_url,
+            own_urls=[settings.CONSOLE_BASE_URL, *own_urls],
+            own_ports=list(own_ports),
         )
-    return None
+    return problem
 
 
 def api_key_problem(api_key: str) -> str | None:
-    if not PRINTABLE_ASCII.fullmatch(api_key):
-        return (
-            "An API key has only printable ASCII characters and no spaces: check what was pasted."
-        )
-    return None
+    return upstream_rules.key_problem(api_key)
 
 
 def _check_base_url(base_url: str) -> str:
     problem = base_url_problem(base_url)
     if problem:
         raise ValidationError({"base_url": problem})
-    return base_url.rstrip("/")
+    return upstream_rules.normalized(base_url)
 
 
 @sensitive_variables("api_key")
@@ -196,30 +178,46 @@ def set_workspace_policy(
     return True
 
 
+def _anthropic_error(body) -> tuple[str, str] | None:
+    """(type, message) of an answer in Anthropic's error shape, else None."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):  # the SDK may unwrap
+        body = body["error"] if body.get("type") == "error" else body
+    if not isinstance(body, dict):
+        return None
+    kind, message = body.get("type"), body.get("message")
+    if isinstance(kind, str) and isinstance(message, str) and kind.endswith("_error"):
+        return kind[:64], " ".join(message.split())[:300]
+    return None
+
+
 @sensitive_variables("api_key")
 def test_upstream_connection(*, base_url: str, api_key: str, timeout: float = 10.0) -> str:
     """List the upstream's models with the official SDK. Returns a summary; raises
-    ValidationError with a readable reason when the upstream refuses, cannot be reached, or
-    answers with something that is not the Anthropic API (a login page, a proxy's error)."""
+    ValidationError with a readable reason when the upstream refuses the key or answers with
+    one of the API's errors. Anything else (nothing listening, no answer in time, a login page,
+    another service's error) is one message, NO_API_ANSWER: an Admin must not be able to read
+    internal pages or tell open ports from closed ones through this button."""
     client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                  timeout=timeout)  # fmt: skip
     try:
         models = [m.id for m in client.models.list(limit=100).data]
-    except anthropic.AuthenticationError:
-        raise ValidationError("The upstream refused the API key (authentication error).") from None
-    except anthropic.PermissionDeniedError:
-        raise ValidationError("The API key may not list models (permission error).") from None
     except anthropic.APIStatusError as exc:
+        error = _anthropic_error(exc.body)
+        if error is None:
+            logger.info("Upstream test of %s: HTTP %s, not the API's", base_url, exc.status_code)
+            raise ValidationError(NO_API_ANSWER) from None
+        if isinstance(exc, anthropic.AuthenticationError):
+            raise ValidationError(
+                "The upstream refused the API key (authentication error)."
+            ) from None
+        if isinstance(exc, anthropic.PermissionDeniedError):
+            raise ValidationError("The API key may not list models (permission error).") from None
         raise ValidationError(
-            f"The upstream answered HTTP {exc.status_code}: {exc.message}"
+            f"The upstream answered HTTP {exc.status_code} ({error[0]}): {error[1]}"
         ) from None
-    except anthropic.APITimeoutError:
-        raise ValidationError(f"The upstream did not answer within {timeout:g} s.") from None
-    except anthropic.APIConnectionError:
-        raise ValidationError(f"Could not connect to {base_url}.") from None
-    except Exception as exc:  # anthropic.APIError or a body the SDK could not read as models
-        logger.info("Upstream test of %s: unexpected answer (%s)", base_url, type(exc).__name__)
-        raise ValidationError(NOT_THE_ANTHROPIC_API) from None
+    except Exception as exc:  # no connection, a timeout, or a body that is not a models list
+        logger.info("Upstream test of %s: no API answer (%s)", base_url, type(exc).__name__)
+        raise ValidationError(NO_API_ANSWER) from None
     finally:
         client.close()
     return f"Connected: {len(models)} models available" + (

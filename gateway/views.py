@@ -14,6 +14,7 @@ from . import crypto, selectors, services
 from .forms import UpstreamForm, WorkspacePolicyForm
 from .models import UpstreamConfig, WorkspacePolicy
 from .routing import default_upstream
+from .upstream_rules import request_own_address
 
 
 def _save_upstream(request, form, *, workspace=None):
@@ -57,7 +58,9 @@ def upstream_settings(request):
     initial = (
         {"base_url": config.base_url, "timeout_seconds": config.timeout_seconds} if config else None
     )
-    form = UpstreamForm(request.POST or None, initial=initial)
+    form = UpstreamForm(
+        request.POST or None, initial=initial, own_address=request_own_address(request)
+    )
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "test":
             _test_connection(request, form, config)
@@ -104,6 +107,7 @@ def workspace_gateway(request, workspace_id):
             else None
         ),
         prefix="upstream",
+        own_address=request_own_address(request),
     )
     action = request.POST.get("action")
     if request.method == "POST":

@@ -81,6 +81,8 @@ def _local_upstreams_allowed(settings):
     settings.GATEWAY_UPSTREAM_HOSTS = [
         "api.anthropic.com", "127.0.0.1", "a.example", "b.example", "x.example",
     ]  # fmt: skip
+    # Plain http only for local hosts: the simulator and the fake upstreams are.
+    settings.GATEWAY_LOCAL_UPSTREAM_HOSTS = ["127.0.0.1"]
 
 
 @pytest.fixture(autouse=True)

@@ -267,6 +267,9 @@ BILLING_PAYMENT_PROVIDER = env.str(
 # allowed). Organization Admins are anyone who signs up: without this list the console would
 # send requests, with their keys, to any address it can reach. "*" allows every host.
 GATEWAY_UPSTREAM_HOSTS = env.list("GATEWAY_UPSTREAM_HOSTS", default=["api.anthropic.com"])
+# Hosts an upstream base URL may name with plain http:// (every other host needs https://): a
+# simulator or proxy on this machine or a private network the operator vouches for.
+GATEWAY_LOCAL_UPSTREAM_HOSTS = env.list("GATEWAY_LOCAL_UPSTREAM_HOSTS", default=[])
 # Celery workers ingest the usage stream in a thread (usage/worker.py); false turns that off in
 # a worker (then run `manage.py consume_usage` somewhere).
 USAGE_INGEST_IN_WORKER = env.bool("USAGE_INGEST_IN_WORKER", default=True)

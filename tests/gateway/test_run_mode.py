@@ -83,6 +83,7 @@ def console(standin, settings, tmp_path) -> Iterator[str]:
         "REDIS_URL": standin,
         "WEB_RUNS_BACKGROUND_WORK": "1",
         "GATEWAY_UPSTREAM_HOSTS": "127.0.0.1",
+        "GATEWAY_LOCAL_UPSTREAM_HOSTS": "127.0.0.1",
         "GATEWAY_REDIS_NAMESPACE": settings.GATEWAY_REDIS_NAMESPACE,
         "USAGE_SPOOL_DIR": str(tmp_path / "spool"),
     }

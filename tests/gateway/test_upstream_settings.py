@@ -96,7 +96,7 @@ def test_test_connection_reports_success_and_refusal(world, client_for, simulato
          "action": "test"},
         follow=True,
     )  # fmt: skip
-    assert "Connection failed: Could not connect to http://127.0.0.1:9" in (
+    assert "Connection failed: No Anthropic API answered at this address" in (
         unreachable.content.decode()
     )
 
@@ -167,40 +167,46 @@ def test_page_names_the_default_upstream_when_the_org_has_none(world, client_for
     assert "are refused until you save one" in page.content.decode()
 
 
-async def _not_the_anthropic_api(scope, receive, send):
+class NotTheAnthropicApi:
     """An upstream answering 200 with something else: a login page, or JSON of another shape."""
-    if scope["type"] != "http":
-        return
-    if scope["path"].startswith("/html/"):
-        body, content_type = b"<html>Sign in</html>", b"text/html"
-    else:
-        body, content_type = b'{"unexpected": true}', b"application/json"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", content_type)]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
+
+    def __init__(self) -> None:
+        self.html = True
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if self.html:
+            body, content_type = b"<html>Sign in</html>", b"text/html"
+        else:
+            body, content_type = b'{"unexpected": true}', b"application/json"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 @pytest.fixture
 def not_anthropic():
-    server = serve_in_thread(_not_the_anthropic_api, lifespan="off")
-    yield server
+    upstream = NotTheAnthropicApi()
+    server = serve_in_thread(upstream, lifespan="off")
+    yield upstream, server.url
     server.stop()
 
 
-@pytest.mark.parametrize("path", ["/html", "/json"])
+@pytest.mark.parametrize("html", [True, False])
 def test_test_connection_says_when_the_upstream_is_not_the_anthropic_api(
-    world, client_for, not_anthropic, path
+    world, client_for, not_anthropic, html
 ):
+    upstream, url = not_anthropic
+    upstream.html = html
     response = client_for(world.admin).post(
         reverse("gateway:upstream", args=[world.org.slug]),
-        {"base_url": not_anthropic.url + path, "api_key": "sk-x", "timeout_seconds": 5,
-         "action": "test"},
+        {"base_url": url, "api_key": "sk-x", "timeout_seconds": 5, "action": "test"},
         follow=True,
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert (
-        "Connection failed: The upstream&#x27;s answer is not the Anthropic API&#x27;s."
-        in response.content.decode()
+        "Connection failed: No Anthropic API answered at this address" in response.content.decode()
     )
 
 
@@ -234,7 +240,7 @@ def test_an_upstream_key_is_printable_ascii_without_spaces(world, client_for, ap
         "https://api.example.com/pä th",
     ],
 )
-def test_an_upstream_base_url_is_http_host_port_and_path_only(world, client_for, base_url):
+def test_an_upstream_base_url_is_an_https_origin_only(world, client_for, base_url):
     response = client_for(world.admin).post(
         reverse("gateway:upstream", args=[world.org.slug]),
         {"base_url": base_url, "api_key": SECRET, "timeout_seconds": 5, "action": "save"},
@@ -247,14 +253,14 @@ def test_an_upstream_base_url_is_http_host_port_and_path_only(world, client_for,
                            actor=None)  # fmt: skip
 
 
-def test_an_upstream_base_url_may_have_a_port_and_a_path(world, client_for):
+def test_an_upstream_base_url_may_have_a_port(world, client_for):
     client_for(world.admin).post(
         reverse("gateway:upstream", args=[world.org.slug]),
-        {"base_url": "http://127.0.0.1:9100/anthropic/", "api_key": SECRET, "timeout_seconds": 5,
+        {"base_url": "http://127.0.0.1:9100/", "api_key": SECRET, "timeout_seconds": 5,
          "action": "save"},
     )  # fmt: skip
     config = UpstreamConfig.objects.get(organization=world.org, workspace=None)
-    assert config.base_url == "http://127.0.0.1:9100/anthropic"
+    assert config.base_url == "http://127.0.0.1:9100"
 
 
 def test_removing_a_workspace_override_asks_first(world, client_for):
