@@ -6,13 +6,16 @@ the organization exists, and the capability is checked by the role policy (403 w
 """
 
 from functools import wraps
+from urllib.parse import urlencode
 
+from allauth.account.authentication import get_authentication_records
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from orgs.models import FormerSlug
 
@@ -20,6 +23,8 @@ from .models import Membership
 from .policy import can
 
 LAST_ORG_SESSION_KEY = "console_last_org"
+# Set by members.signals when this session enrolled a second factor (proving it with a code).
+MFA_ENROLLED_SESSION_KEY = "console_mfa_enrolled"
 
 
 def resolve_membership(request, slug: str) -> Membership:
@@ -47,6 +52,16 @@ def moved_organization_url(request, slug: str) -> str | None:
     return new_prefix + path[len(old_prefix) :] if path.startswith(old_prefix) else new_prefix
 
 
+def session_used_second_factor(request) -> bool:
+    """Whether this session proved a second factor: signed in (or re-authenticated) with one,
+    as allauth records per session, or enrolled one in it. A user who has MFA is not enough:
+    a session that signed in with a password before the user enrolled elsewhere has not."""
+    records = get_authentication_records(request, request.user)
+    if any(record.get("method") == "mfa" for record in records):
+        return True
+    return request.session.get(MFA_ENROLLED_SESSION_KEY) == str(request.user.pk)
+
+
 def enter_org(request, slug: str, capability: str):
     """Return a response to send instead of the view (login, MFA setup, the organization's
     new address), or None to go on."""
@@ -61,12 +76,22 @@ def enter_org(request, slug: str, capability: str):
         # Temporary (302): the organization may take the old slug back one day.
         return redirect(moved)
     organization = membership.organization
-    if organization.require_mfa and not is_mfa_enabled(request.user):
-        messages.warning(
-            request,
-            f"{organization.name} requires two-factor authentication. Set it up to continue.",
-        )
-        return redirect("mfa_activate_totp")
+    if organization.require_mfa:
+        if not is_mfa_enabled(request.user):
+            messages.warning(
+                request,
+                f"{organization.name} requires two-factor authentication. Set it up to continue.",
+            )
+            return redirect("mfa_activate_totp")
+        if not session_used_second_factor(request):
+            messages.warning(
+                request,
+                f"{organization.name} requires two-factor authentication: confirm it for this "
+                "session to continue.",
+            )
+            return redirect(
+                f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}"
+            )
     if not can(membership, capability):
         raise PermissionDenied(f"Your role does not allow this ({capability}).")
     request.organization = organization

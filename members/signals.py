@@ -7,6 +7,8 @@ from django.dispatch import receiver
 
 from audit.services import record_event
 
+from .access import MFA_ENROLLED_SESSION_KEY
+
 
 def _record_for_user(action: str, user, after: dict | None = None) -> None:
     record_event(action=action, actor=user, target=user, after=after)
@@ -49,6 +51,9 @@ def on_password_reset(sender, request, user, **kwargs):
 @receiver(mfa_signals.authenticator_added)
 def on_mfa_added(sender, request, user, authenticator, **kwargs):
     _record_for_user("user.mfa_added", user, after={"type": authenticator.type})
+    if request is not None and hasattr(request, "session"):
+        # Adding it took a valid code (after re-authenticating): this session has proved it.
+        request.session[MFA_ENROLLED_SESSION_KEY] = str(user.pk)
 
 
 @receiver(mfa_signals.authenticator_removed)

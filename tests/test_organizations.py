@@ -109,16 +109,22 @@ def test_org_requiring_mfa_sends_a_member_without_it_to_set_it_up(client, world)
     assert client.get("/orgs/new/").status_code == 200
 
 
-def test_org_requiring_mfa_lets_a_member_with_totp_in(client, world):
+def test_org_requiring_mfa_lets_a_member_who_signed_in_with_totp_in(client, world):
     from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import generate_totp_secret
 
+    from .test_accounts import log_in, totp_code
+
+    secret = generate_totp_secret()
     Authenticator.objects.create(
-        user=world.member.user, type=Authenticator.Type.TOTP, data={"secret": "x"}
+        user=world.member.user, type=Authenticator.Type.TOTP, data={"secret": secret}
     )
     world.org.require_mfa = True
     world.org.save()
-    client.force_login(world.member.user)
+    log_in(client, world.member.user.email)
+    client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert client.get(f"/o/{world.org.slug}/").status_code == 200
+    # More about sessions and the second factor: tests/test_mfa_enforcement.py.
 
 
 def test_org_home_tells_non_admins_who_can_invite_and_how_to_leave(client, world):

@@ -144,6 +144,9 @@ ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{CONSOLE_SITE_NAME}] "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Security notices to the account's address: a second factor added or removed, password or
+# email changed (allauth's notification emails, sent through core/emails.py).
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Console")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
