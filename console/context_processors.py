@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.urls import reverse
 
-from members.policy import can
+from members.policy import can, may_create_organizations
 from members.selectors import memberships_of
 
 # The guide's "Company" sidebar, plus Workspaces and the audit log: (key, label, url name,
@@ -33,6 +33,7 @@ def shell(request) -> dict:
     context = {
         "shell_memberships": memberships_of(user),
         "support_contact": settings.CONSOLE_SUPPORT_CONTACT,
+        "may_create_organizations": may_create_organizations(user),
     }
     membership = getattr(request, "membership", None)
     if membership is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
+from django.conf import settings
 from django.urls import reverse
 
 from core import emails
@@ -15,6 +16,13 @@ from .services import invitation_problem
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request) -> bool:
+        """`CONSOLE_SIGNUP=invite`: only a browser that opened a valid invitation link sees the
+        sign-up form (and members.forms.SignupNameForm takes invited addresses only)."""
+        if settings.CONSOLE_SIGNUP == "open":
+            return True
+        return self._open_invitation(request) is not None
+
     def _open_invitation(self, request):
         """The still-valid invitation whose link this browser opened, if any."""
         invitation, token_hash = invitation_in_session(request)

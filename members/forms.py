@@ -1,16 +1,30 @@
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from orgs.models import Workspace
 from orgs.selectors import active_workspaces
 
 from .models import Role
+from .selectors import has_pending_invitation
 
 
 class SignupNameForm(forms.Form):
-    """Extra field on allauth's sign-up form."""
+    """Extra field on allauth's sign-up form (allauth's form inherits from this one), and, with
+    `CONSOLE_SIGNUP=invite`, the rule that only invited addresses create accounts."""
 
     name = forms.CharField(max_length=150, required=False, label="Your name")
+
+    def clean(self):
+        cleaned = super().clean()
+        email = cleaned.get("email")
+        if settings.CONSOLE_SIGNUP == "invite" and email and not has_pending_invitation(email):
+            self.add_error(
+                "email",
+                f"{email} has no invitation to this console: sign-up is by invitation. Use the "
+                "address your invitation was sent to.",
+            )
+        return cleaned
 
     def signup(self, request, user) -> None:
         user.name = self.cleaned_data.get("name", "").strip()

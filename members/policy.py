@@ -19,6 +19,8 @@ Verbs:
 
 from enum import IntEnum
 
+from django.conf import settings
+
 from .models import Membership, Role
 
 
@@ -78,3 +80,9 @@ def can(membership: Membership | None, capability: str, obj=None) -> bool:
     if granted == FULL:
         return True
     return granted == OWN and obj is not None and owner_id_of(obj) == membership.user_id
+
+
+def may_create_organizations(user) -> bool:
+    """Not an organization's capability but the site's: anyone with open sign-up
+    (CONSOLE_SIGNUP=open), only site operators (staff) when sign-up is by invitation."""
+    return settings.CONSOLE_SIGNUP == "open" or bool(getattr(user, "is_staff", False))

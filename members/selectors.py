@@ -91,3 +91,13 @@ def invitations_for_list(organization: Organization):
         .prefetch_related(Prefetch("workspaces", queryset=_active_workspaces_by_name()))
         .annotate(state_value=state)
     )
+
+
+def has_pending_invitation(email: str) -> bool:
+    """Whether `email` is invited to any organization (a pending invitation not yet expired):
+    what lets an address sign up when sign-up is by invitation."""
+    return Invitation.objects.filter(
+        email__iexact=email.strip(),
+        status=InvitationStatus.PENDING,
+        expires_at__gt=timezone.now(),
+    ).exists()

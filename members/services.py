@@ -56,6 +56,23 @@ def create_organization(*, user: User, name: str, slug: str) -> Organization:
 
 
 @transaction.atomic
+def create_organization_for(
+    *, admin_email: str, name: str, slug: str
+) -> tuple[Organization, Invitation | None]:
+    """A site operator creates an organization (`manage.py create_organization`): an existing
+    account at `admin_email` becomes its Admin; another address is invited as its Admin (the
+    invitation also lets it sign up when sign-up is by invitation). Returns the organization and
+    the invitation, if one was sent."""
+    email = _normalize_email(admin_email)
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None:
+        return create_organization(user=user, name=name, slug=slug), None
+    organization = org_services.create_organization(name=name, slug=slug, actor=None)
+    invitation = invite_member(organization=organization, email=email, role=Role.ADMIN, actor=None)
+    return organization, invitation
+
+
+@transaction.atomic
 def add_member(
     *,
     organization: Organization,

@@ -11,3 +11,8 @@ from .base import *  # noqa: F403
 
 if os.environ.get("CONSOLE_SETTINGS", "").lower() == "production":
     from .production import *  # noqa: F403
+
+if CONSOLE_SIGNUP not in ("open", "invite"):  # noqa: F405
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("CONSOLE_SIGNUP must be open or invite.")

@@ -237,6 +237,10 @@ CELERY_BEAT_SCHEDULE = {
 # every API key: set it once in production and keep it.
 API_KEY_PEPPER = env.str("API_KEY_PEPPER", default="")
 CONSOLE_DEFAULT_MEMBER_LIMIT = env.int("CONSOLE_DEFAULT_MEMBER_LIMIT", default=50)
+# Who may create an account: "open" (anyone, who may then create organizations; `make run`) or
+# "invite" (production's default): only addresses with a pending invitation sign up, and only
+# site operators create organizations (`manage.py create_organization`, or staff in the UI).
+CONSOLE_SIGNUP = env.str("CONSOLE_SIGNUP", default="open")
 CONSOLE_SUPPORT_CONTACT = env.str("CONSOLE_SUPPORT_CONTACT", default="your console's operator")
 
 LOGGING = {

@@ -20,6 +20,10 @@ if not CONSOLE_BASE_URL.startswith("https://"):
         "Set CONSOLE_BASE_URL to the console's https:// address (used in emails) in production."
     )
 
+# Anyone who signs up becomes the Admin of an organization that may spend the operator's default
+# upstream: closed unless the operator opens it.
+CONSOLE_SIGNUP = env.str("CONSOLE_SIGNUP", default="invite")
+
 DEBUG = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

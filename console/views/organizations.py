@@ -11,7 +11,7 @@ from members import services as member_services
 from members.access import org_view
 from members.forms import add_service_errors
 from members.models import Membership
-from members.policy import can
+from members.policy import can, may_create_organizations
 from members.selectors import admins_of, memberships_of
 from orgs.selectors import default_workspace
 
@@ -20,6 +20,9 @@ from ..forms import OrganizationCreateForm
 
 @login_required
 def org_create(request):
+    if not may_create_organizations(request.user):  # CONSOLE_SIGNUP=invite: operators only
+        first = not memberships_of(request.user).exists()
+        return render(request, "console/org_create_closed.html", {"first": first}, status=403)
     form = OrganizationCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
