@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from core.client_ip import request_client_ip
+
 
 @dataclass(frozen=True)
 class RequestOrigin:
@@ -24,7 +26,7 @@ def current_origin() -> RequestOrigin | None:
 
 def origin_from_request(request) -> RequestOrigin:
     return RequestOrigin(
-        ip_address=request.META.get("REMOTE_ADDR") or None,
+        ip_address=request_client_ip(request),  # behind trusted proxies, the client's
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
     )
 

@@ -7,15 +7,26 @@ from dataclasses import dataclass
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from core import emails
+from core.client_ip import request_client_ip
 
 from .invitation_links import invitation_in_session, same_hash
 from .services import invitation_problem
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request) -> str:
+        """The address rate limits key on: the client's behind trusted proxies
+        (TRUSTED_PROXY_COUNT), never the proxy's, so one client cannot lock out everyone behind
+        the same proxy."""
+        ip = request_client_ip(request)
+        if ip is None:
+            raise PermissionDenied("Unable to determine client IP address")
+        return ip
+
     def is_open_for_signup(self, request) -> bool:
         """`CONSOLE_SIGNUP=invite`: only a browser that opened a valid invitation link sees the
         sign-up form (and members.forms.SignupNameForm takes invited addresses only)."""

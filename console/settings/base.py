@@ -15,6 +15,11 @@ DEBUG = env.bool("DEBUG", default=False)
 # The embedded default key is only good for `make run`; production settings refuse it.
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-demo-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# How many proxies in front of the console append to X-Forwarded-For (0: none, the header is
+# ignored). Login rate limits, audit rows and the gateway's limits use the client's address
+# (core/client_ip.py); allauth reads its own setting, kept equal.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 # Where users reach the console: every link in an email is made from it (core/emails.py).
 CONSOLE_BASE_URL = env.str("CONSOLE_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # The console's name in emails ("Hello from Console", "[Console] …").
@@ -144,6 +149,9 @@ ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{CONSOLE_SITE_NAME}] "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Failed logins are limited per address and per account (the login's email), so one attacker
+# is stopped without locking every user out (the address is the client's: TRUSTED_PROXY_COUNT).
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}  # merged with allauth's defaults
 # Security notices to the account's address: a second factor added or removed, password or
 # email changed (allauth's notification emails, sent through core/emails.py).
 ACCOUNT_EMAIL_NOTIFICATIONS = True
