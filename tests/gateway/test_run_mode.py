@@ -103,7 +103,7 @@ def console(standin, settings, tmp_path) -> Iterator[str]:
         except httpx.HTTPError:
             return False
 
-    wait_for(answers, "uvicorn starting")
+    wait_for(answers, "uvicorn starting", timeout=90)  # two workers on a loaded machine
     yield url
     stop(proc)
 
