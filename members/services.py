@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -7,8 +9,10 @@ from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import record_event
 from core import emails
+from core.when import when_text
 from orgs import services as org_services
 from orgs.models import Organization, Workspace
 from orgs.selectors import default_workspace
@@ -67,7 +71,7 @@ def create_organization_for(
     user = User.objects.filter(email__iexact=email).first()
     if user is not None:
         return create_organization(user=user, name=name, slug=slug), None
-    organization = org_services.create_organization(name=name, slug=slug, actor=None)
+    organization = org_services.create_empty_organization(name=name, slug=slug, actor=None)
     invitation = invite_member(organization=organization, email=email, role=Role.ADMIN, actor=None)
     return organization, invitation
 
@@ -390,11 +394,39 @@ def invite_member(
     return invitation
 
 
+# Resends per hour, counted from the audit log (the record of every resend): enough for an Admin
+# fixing a typo or a lost email, too few to turn the console into a mail cannon.
+RESENDS_PER_INVITATION_PER_HOUR = 3
+RESENDS_PER_ORGANIZATION_PER_HOUR = 20
+
+
+def _check_resend_allowed(organization: Organization, invitation: Invitation) -> None:
+    """Refuse, in words with the time to try again, a resend over the hourly limits."""
+    since = timezone.now() - timedelta(hours=1)
+    recent = AuditEvent.objects.filter(
+        action="invitation.resent", organization=organization, created_at__gte=since
+    )
+    mine = recent.filter(target_type=Invitation._meta.label_lower, target_id=str(invitation.pk))
+    for events, limit, what in (
+        (mine, RESENDS_PER_INVITATION_PER_HOUR, "This invitation was sent {n} times"),
+        (recent, RESENDS_PER_ORGANIZATION_PER_HOUR, "{n} invitations were resent"),
+    ):
+        times = list(events.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+        if len(times) >= limit:
+            again = when_text(times[-1] + timedelta(hours=1), organization)
+            raise ValidationError(
+                f"{what.format(n=limit)} in the last hour. Try again after {again}."
+            )
+
+
 @transaction.atomic
 def resend_invitation(*, invitation: Invitation, actor: User) -> Invitation:
-    """Send a new link with a new 7-day expiry. The previous link stops working."""
+    """Send a new link with a new 7-day expiry. The previous link stops working. At most
+    RESENDS_PER_INVITATION_PER_HOUR times an hour per invitation and
+    RESENDS_PER_ORGANIZATION_PER_HOUR per organization."""
     organization = Organization.objects.select_for_update().get(pk=invitation.organization_id)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    _check_resend_allowed(organization, invitation)
     if invitation.status in (InvitationStatus.ACCEPTED, InvitationStatus.REVOKED):
         raise ValidationError(
             f"This invitation was {invitation.get_status_display().lower()}; "
