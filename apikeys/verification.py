@@ -30,6 +30,8 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -51,7 +53,11 @@ LAST_USED_KEY = "apikeys:last_used"
 
 CACHE_TTL = 10.0  # seconds a cached result may be used at most
 REFRESH_AHEAD = 2.0  # async callers renew a used entry this long before its TTL ends
-CACHE_MAX_ENTRIES = 100_000  # unknown keys are cached too: bound the memory a flood can take
+# Keys that exist (valid, revoked, expired): bounded by the keys in the database; the bound is a
+# safety net only. Unknown keys are cached apart, in a bounded LRU: a flood of made-up keys
+# evicts older made-up keys, never the entries of keys in use.
+CACHE_MAX_ENTRIES = 100_000
+UNKNOWN_CACHE_ENTRIES = 10_000
 POLL_INTERVAL = 0.25  # the listener wakes at least this often
 VERSION_CHECK_INTERVAL = 1.0
 HEALTHY_WINDOW = 2.0  # the cache is trusted this long after the listener last looped
@@ -105,6 +111,7 @@ class _KeyCache:
 
     def _reset_process_state(self):
         self.entries: dict[str, tuple[Verification, float, float]] = {}
+        self.unknown: OrderedDict[str, tuple[Verification, float, float]] = OrderedDict()
         self.lock = threading.Lock()
         self.generation = 0  # bumped by every eviction: a load that raced one is not stored
         self.version = 0  # apikeys:version as far as the messages seen tell
@@ -128,9 +135,22 @@ class _KeyCache:
         with self.lock:
             if generation != self.generation:
                 return
+            if entry[0].failure is Failure.UNKNOWN:
+                self.unknown[key_hash] = entry
+                self.unknown.move_to_end(key_hash)
+                while len(self.unknown) > UNKNOWN_CACHE_ENTRIES:
+                    self.unknown.popitem(last=False)
+                return
             if len(self.entries) >= CACHE_MAX_ENTRIES:
                 self.entries.clear()
             self.entries[key_hash] = entry
+
+    def unknown_count(self) -> int:
+        return len(self.unknown)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.unknown.clear()
 
     def note_used(self, key_id: int, now: float) -> None:
         last = self.used_noted.get(key_id)
@@ -143,6 +163,7 @@ class _KeyCache:
     def evict(self, key_hash: str, *, from_message: bool) -> None:
         with self.lock:
             self.entries.pop(key_hash, None)
+            self.unknown.pop(key_hash, None)  # a key created with this hash
             self.generation += 1
             if from_message:
                 self.version += 1
@@ -152,13 +173,13 @@ class _KeyCache:
         (missed messages, or a counter reset by a Redis restart or FLUSHDB)."""
         with self.lock:
             if version != self.version:
-                self.entries.clear()
+                self.clear()
                 self.generation += 1
             self.version = version
 
     def restart(self, version: int) -> None:
         with self.lock:
-            self.entries.clear()
+            self.clear()
             self.generation += 1
             self.version = version
 
@@ -259,7 +280,11 @@ def _malformed(raw) -> Verification | None:
 def _cached(key_hash: str) -> tuple[Verification, float] | None:
     entry = _cache.entries.get(key_hash)
     if entry is None:
-        return None
+        entry = _cache.unknown.get(key_hash)
+        if entry is None:
+            return None
+        with suppress(KeyError):  # least recently used goes first; evicted meanwhile is fine
+            _cache.unknown.move_to_end(key_hash)
     now = time.monotonic()
     if now >= _cache.healthy_until or now - entry[2] >= CACHE_TTL:
         return None
@@ -336,7 +361,7 @@ async def averify_key(raw: str) -> Verification:
         return malformed
     key_hash = hash_key(raw)
     _cache.ensure_listener()
-    entry = _cache.entries.get(key_hash)
+    entry = _cache.entries.get(key_hash) or _cache.unknown.get(key_hash)
     now = time.monotonic()
     if entry is not None and now < _cache.healthy_until:
         age = now - entry[2]
@@ -345,6 +370,22 @@ async def averify_key(raw: str) -> Verification:
                 _start_load(key_hash)
             return _finish((entry[0], entry[1]))
     return _finish(await asyncio.shield(_start_load(key_hash)))
+
+
+def is_cached_valid(raw: str) -> bool:
+    """Whether `raw` is a valid key this process has cached: no database read, for callers that
+    must not load anything (the gateway, for an address over its limit of refused keys)."""
+    if _malformed(raw) is not None:
+        return False
+    entry = _cache.entries.get(hash_key(raw))
+    now = time.monotonic()
+    return (
+        entry is not None
+        and entry[0].ok
+        and now < _cache.healthy_until
+        and now - entry[2] < CACHE_TTL
+        and time.time() < entry[1]
+    )
 
 
 # -- announcements, for services -------------------------------------------------------------

@@ -17,7 +17,10 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
+from console import log_redaction  # noqa: E402
 from gateway.app import application as gateway_application  # noqa: E402  (needs Django set up)
+
+log_redaction.install()  # invitation tokens never reach the access log
 
 if settings.WEB_RUNS_BACKGROUND_WORK:  # `make run`: no Celery worker or beat
     from console import background
