@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import random
+import re
 import time
 import zlib
 from collections import Counter
@@ -41,11 +43,12 @@ import aiohttp
 import orjson
 
 from billing import spend
+from core.client_ip import scope_client_ip
 from usage import pricing
 from usage.stream import publisher
 
-from . import auth, routing, upstream_rules
-from .errors import GatewayError, error_body, sse_error_event
+from . import auth, routing, unauthenticated, upstream_rules
+from .errors import GatewayError, error_body, rate_limited, sse_error_event
 from .sse import MODEL_ID, StreamUsage, error_type_of, model_of, take_usage
 
 logger = logging.getLogger("gateway")
@@ -140,6 +143,10 @@ def filter_model_list(payload: bytes, route: routing.Route) -> bytes:
 
 
 UPSTREAM_NOT_REACHED = "The upstream API could not be reached."
+TOO_MANY_REFUSED = (
+    "Too many requests without a valid API key from this address: wait before trying again, "
+    "and use an API key created in this console."
+)
 
 
 def api_answer(payload: bytes | None, status: int, content_type: str, endpoint: str) -> dict | None:
@@ -162,6 +169,35 @@ def api_answer(payload: bytes | None, status: int, content_type: str, endpoint: 
     if endpoint == "count_tokens":
         return data if isinstance(data.get("input_tokens"), int) else None
     return data if isinstance(data.get("data"), list) or data.get("type") == "model" else None
+
+
+# What the gateway itself reads from a body: a top-level object naming one twice is refused, since
+# another parser (the upstream's) may take the first value where orjson takes the last.
+CHECKED_NAMES = ("model", "max_tokens", "stream")
+_QUOTED_NAMES = tuple(f'"{name}"'.encode() for name in CHECKED_NAMES)
+# A key spelled with \u escapes ("\u006dodel"): its plain spelling is not in the bytes.
+_ESCAPED_KEY = re.compile(rb'"(?:[A-Za-z_]|\\u00[0-9A-Fa-f]{2}){1,40}"\s*:')
+
+
+def repeats_a_checked_name(body: bytes) -> bool:
+    """Whether the body's top-level object names `model`, `max_tokens` or `stream` twice. The
+    bytes are searched first (a count per name); only a body that could repeat one (a name found
+    twice, e.g. in a tool's schema, or a key spelled with escapes) is decoded again, key by key."""
+    if all(body.count(name) < 2 for name in _QUOTED_NAMES) and not (
+        b"\\u00" in body and any(b"\\u00" in m.group() for m in _ESCAPED_KEY.finditer(body))
+    ):
+        return False
+    objects: list[list[tuple[str, Any]]] = []
+
+    def keep(pairs: list[tuple[str, Any]]) -> None:
+        objects.append(pairs)  # the top-level object is the last one to close
+
+    try:
+        json.loads(body, object_pairs_hook=keep)
+    except ValueError:
+        return False  # orjson read it; the upstream will refuse what json cannot
+    names = [name for name, _ in objects[-1] if name in CHECKED_NAMES] if objects else []
+    return len(names) != len(set(names))
 
 
 class Meter:
@@ -360,6 +396,7 @@ class GatewayRequest:
                 _JSON,
                 (b"content-length", b"%d" % len(body)),
                 (b"request-id", self.meter.request_id.encode()),
+                *error.headers,
             ],
         )
         await self.send({"type": "http.response.body", "body": body})
@@ -472,10 +509,18 @@ class Gateway:
             raise GatewayError("invalid_request_error", upstream_rules.HOP_REFUSED)
 
     async def authenticate(self, request: GatewayRequest) -> None:
-        """Authentication first: nothing else is said to a caller without a valid key."""
+        """Authentication first: nothing else is said to a caller without a valid key. Requests
+        without a valid key are limited per client address (gateway/unauthenticated.py)."""
         raw_key = request.headers.api_key
+        if unauthenticated.limiter.blocked:  # an address over its limit: no lookup for it
+            address = scope_client_ip(request.scope)
+            wait = unauthenticated.limiter.retry_after(address)
+            if wait and not (raw_key and auth.is_cached_valid(raw_key.decode("latin-1"))):
+                stats["unauthenticated_limited"] += 1
+                raise rate_limited(TOO_MANY_REFUSED, wait)
         if not raw_key:
             stats["missing_key"] += 1
+            await self.count_refusal(request)
             raise GatewayError("authentication_error", auth.MISSING_KEY_MESSAGE)
         verification = await auth.verify(raw_key.decode("latin-1"))
         context = request.context = verification.context
@@ -486,9 +531,18 @@ class Gateway:
             meter.api_key_id = context.key_id
         if not verification.ok:
             stats[f"key_{verification.failure}"] += 1
-            if context is None:
+            if context is None:  # malformed or unknown: no organization's key
                 logger.info("Refused a request with a %s API key", verification.failure)
+                await self.count_refusal(request)
             raise GatewayError("authentication_error", verification.message)
+
+    @staticmethod
+    async def count_refusal(request: GatewayRequest) -> None:
+        """Count a request refused for want of a valid key; over the limit, a 429 instead."""
+        wait = await unauthenticated.limiter.count(scope_client_ip(request.scope))
+        if wait:
+            stats["unauthenticated_limited"] += 1
+            raise rate_limited(TOO_MANY_REFUSED, wait)
 
     @staticmethod
     def check_endpoint(request: GatewayRequest) -> None:
@@ -640,6 +694,12 @@ class Gateway:
             raise GatewayError("invalid_request_error", f"Invalid JSON body: {exc}") from None
         if not isinstance(request, dict):
             raise GatewayError("invalid_request_error", "The request body must be a JSON object.")
+        if repeats_a_checked_name(body):
+            raise GatewayError(
+                "invalid_request_error",
+                "The request body names model, max_tokens or stream more than once: send each "
+                "once.",
+            )
         model = request.get("model")
         if model is None:
             raise GatewayError("invalid_request_error", "model: Field required")

@@ -3,13 +3,14 @@
 The protocol the gateway codes against is `verify(raw) -> Verification` (async), where a
 Verification has `ok`, `failure` (unknown / malformed / revoked / expired), `message`, and a
 `context` (key id, organization id, workspace id) — also for revoked and expired keys, so their
-refusals can be metered to the organization. apikeys.verification implements it, with its
-in-process cache and Redis invalidation.
+refusals can be metered to the organization; and `is_cached_valid(raw)`, a valid key this
+process has cached (no database read), for an address over its limit of refused requests.
+apikeys.verification implements it, with its in-process cache and Redis invalidation.
 """
 
 from __future__ import annotations
 
-from apikeys.verification import KeyContext, Verification, averify_key
+from apikeys.verification import KeyContext, Verification, averify_key, is_cached_valid
 
 MISSING_KEY_MESSAGE = (
     "x-api-key header is required (or Authorization: Bearer <key>): use an API key created in "
@@ -21,4 +22,4 @@ async def verify(raw: str) -> Verification:
     return await averify_key(raw)
 
 
-__all__ = ["MISSING_KEY_MESSAGE", "KeyContext", "Verification", "verify"]
+__all__ = ["MISSING_KEY_MESSAGE", "KeyContext", "Verification", "is_cached_valid", "verify"]

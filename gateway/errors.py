@@ -24,11 +24,24 @@ STATUS_OF = {
 class GatewayError(Exception):
     """A refusal of ours, answered in Anthropic's shape. ``status`` defaults from the type."""
 
-    def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        status: int | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.status = status or STATUS_OF[error_type]
+        self.headers = headers  # sent with the error (retry-after)
+
+
+def rate_limited(message: str, retry_after: int) -> GatewayError:
+    return GatewayError(
+        "rate_limit_error", message, headers=((b"retry-after", b"%d" % retry_after),)
+    )
 
 
 def error_body(error_type: str, message: str, request_id: str) -> bytes:

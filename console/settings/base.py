@@ -255,7 +255,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_invitations": {"()": "console.log_redaction.RedactInvitationTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_invitations"],  # "Bad Request: /invitations/<token>/"
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -292,6 +299,10 @@ USAGE_INGEST_IN_WORKER = env.bool("USAGE_INGEST_IN_WORKER", default=True)
 USAGE_INGEST_BATCH = env.int("USAGE_INGEST_BATCH", default=10_000)
 # Ingestion loops per Celery worker (each a consumer of the group, with its own connection).
 USAGE_INGEST_THREADS = env.int("USAGE_INGEST_THREADS", default=2)
+# Requests without a valid key (missing, malformed, unknown), per client address: past this many
+# in a window of this many seconds, answered 429 until the window ends (gateway/unauthenticated.py).
+GATEWAY_AUTH_FAILURE_LIMIT = env.int("GATEWAY_AUTH_FAILURE_LIMIT", default=60)
+GATEWAY_AUTH_FAILURE_WINDOW = env.int("GATEWAY_AUTH_FAILURE_WINDOW", default=60)
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
 # Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or

@@ -19,7 +19,7 @@ from django.db import connections
 from apikeys.services import create_api_key
 from billing import spend
 from core import hotpath
-from gateway import routing
+from gateway import routing, unauthenticated
 from gateway.services import configure_upstream
 from gateway.simulator import Simulator
 from usage import pricing
@@ -67,6 +67,7 @@ def _fresh_gateway_caches(settings, tmp_path):
     routing.forget_routes()
     spend.forget_limits()
     pricing.invalidate()
+    unauthenticated.limiter.blocked.clear()  # addresses over the limit of refused requests
     yield
     publisher().flush()
     try:
