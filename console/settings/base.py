@@ -1,3 +1,5 @@
+import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -12,8 +14,40 @@ if Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=True)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The embedded default key is only good for `make run`; production settings refuse it.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-demo-key-change-me")
+
+
+def demo_secret_key(path: Path) -> str:
+    """The embedded mode's SECRET_KEY: made once per checkout, on first use (`make run`), and kept
+    in `path` (var/, ignored by git), so no two demo installs share one. Its `django-insecure-`
+    prefix makes production settings refuse it. Two processes starting at once agree: the first
+    to link its file in place wins."""
+    try:
+        key = path.read_text().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    key = "django-insecure-demo-" + secrets.token_urlsafe(48)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(key + "\n")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        return path.read_text().strip()
+    except OSError:  # read-only checkout: a key for this process only (production refuses it)
+        return key
+
+
+# Without SECRET_KEY (`make run`): this checkout's own demo key. Production settings refuse it.
+SECRET_KEY = env.str("SECRET_KEY", default="") or demo_secret_key(
+    BASE_DIR / "var" / "demo-secret-key"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 # How many proxies in front of the console append to X-Forwarded-For (0: none, the header is
 # ignored). Login rate limits, audit rows and the gateway's limits use the client's address
