@@ -5,8 +5,6 @@ is what it forwards: a body whose top level repeats `model`, `max_tokens` or `st
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import orjson
 import pytest
@@ -38,21 +36,19 @@ def low_limit(settings):
 
 
 def test_an_unknown_key_flood_is_answered_429_with_retry_after(gw, low_limit):
-    assert post(gw, gw.key).status_code == 200  # a key in use: cached once the cache is live
-    deadline = time.monotonic() + 10
-    while not verification.cache_is_live():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert post(gw, gw.key).status_code == 200
+    assert post(gw, gw.key).status_code == 200  # a key in use
     answers = [post(gw, generate_key()) for _ in range(8)]
     assert [a.status_code for a in answers] == [401] * 5 + [429] * 3
     refused = answers[-1]
     assert refused.json()["type"] == "error"
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
-    # A key in use from the same address is not held back.
+    # A key in use (cached by this process, as its recent requests leave it) is not held back
+    # at that address. (Cached now: the cache is cleared whenever Redis's key version jumps,
+    # which other test runs sharing this Redis make it do.)
+    verification.verify_key(gw.key)
     assert post(gw, gw.key).status_code == 200
-    assert len(events_for(gw.org.pk, 3)) == 3
+    assert len(events_for(gw.org.pk, 2)) == 2
 
 
 @pytest.mark.parametrize("key", [None, "not-a-key", "csk_short"])
