@@ -133,6 +133,20 @@ def limits_of(organization: Organization):
     )
 
 
+def effective_limits(organization: Organization, *, workspace_id=None, api_key_id=None):
+    """The enabled limits that apply to a request of this key (or workspace), tightest scope
+    first: the key's, its workspace's, the organization's. What the gateway enforces (it reads
+    the same rows, billing/spend.py); for the Admin API's `spend_limits/effective`."""
+    scope = Q(scope=LimitScope.ORGANIZATION)
+    if workspace_id:
+        scope |= Q(scope=LimitScope.WORKSPACE, workspace_id=workspace_id)
+    if api_key_id:
+        scope |= Q(scope=LimitScope.API_KEY, api_key_id=api_key_id)
+    order = {LimitScope.API_KEY: 0, LimitScope.WORKSPACE: 1, LimitScope.ORGANIZATION: 2}
+    found = limits_of(organization).filter(scope, enabled=True)
+    return sorted(found, key=lambda limit: order[limit.scope])
+
+
 def organization_limit(organization: Organization) -> SpendLimit | None:
     return limits_of(organization).filter(scope=LimitScope.ORGANIZATION).first()
 

@@ -163,3 +163,22 @@ def test_the_finance_home_leads_with_spend_and_a_member_sees_their_own_keys(worl
     page = text(client_for(world.member).get("/o/acme-support/"))
     assert "Your keys this month" in page and "Dev laptop" in page and "$250.00" in page
     assert "$400.00" not in page
+
+
+def test_effective_limits_are_the_enabled_ones_of_the_key_its_workspace_and_the_org(world):
+    from apikeys.services import create_api_key
+    from billing.selectors import effective_limits
+
+    key = create_api_key(membership=world.member, workspace=world.workspace, name="K",
+                         actor=None).key  # fmt: skip
+    org = services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                                    cap_micros=1_000_000_000, thresholds=[50])  # fmt: skip
+    ws = services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                                   cap_micros=500_000_000, thresholds=[50], scope="workspace",
+                                   workspace=world.workspace)  # fmt: skip
+    services.save_spend_limit(organization=world.org, actor=None, enabled=False,
+                              cap_micros=100_000_000, thresholds=[50], scope="api_key",
+                              api_key=key)  # fmt: skip
+    found = effective_limits(world.org, workspace_id=world.workspace.pk, api_key_id=key.pk)
+    assert found == [ws, org]  # the key's is off
+    assert effective_limits(world.org) == [org]
