@@ -44,12 +44,12 @@ def own_namespace(settings, tmp_path):
 def workers(tmp_path):
     started: list[Worker] = []
 
-    def start(name: str, redis_url: str | None = None, **env) -> Worker:
+    def start(name: str, redis_url: str | None = None, may_die: bool = False, **env) -> Worker:
         worker = Worker(
             tmp_path / f"{name}.log", worker_env(redis_url or settings.REDIS_URL, **env)
         )
         started.append(worker)
-        return worker.start()
+        return worker.start(may_die=may_die)
 
     yield start
     for worker in started:
@@ -80,7 +80,7 @@ def test_a_worker_killed_after_its_insert_and_before_its_ack_loses_and_doubles_n
 ):
     flag = tmp_path / "killed"
     publish([event(world.org.pk, n) for n in range(200)])
-    victim = workers("victim", USAGE_KILL_FLAG=flag, USAGE_INGEST_BATCH=40)
+    victim = workers("victim", may_die=True, USAGE_KILL_FLAG=flag, USAGE_INGEST_BATCH=40)
     wait_for(lambda: victim.process.poll() is not None, "the worker's SIGKILL")
     assert victim.process.returncode == -9 and flag.exists()
     committed = UsageEvent.objects.count()
