@@ -238,6 +238,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool(
 )
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Worker processes per `celery worker` (None: one per CPU).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=None)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic tasks live here, reviewed with the code, rather than in data migrations: beat's
