@@ -80,6 +80,8 @@ ACTIONS: dict[str, str] = {
     "credits.settings_changed": "Changed prepaid credits and auto-recharge",
     "credits.granted": "Granted credits",
     "credits.recharged": "Recharged credits automatically",
+    # usage
+    "usage.spike_flagged": "Flagged a usage spike",
 }
 
 SENTENCES: dict[str, str] = {
@@ -141,6 +143,8 @@ SENTENCES: dict[str, str] = {
     "credits.granted": "granted {after[amount]} of credits: {after[memo]}",
     "credits.recharged": "recharged credits by {after[amount]} ({target}, balance was "
     "{after[balance_before]})",
+    "usage.spike_flagged": "flagged a spike of {after[scope]} on {after[day]}: {after[cost]}, "
+    "over {after[factor]} × the 7-day average of {after[average]}",
 }
 
 # Recorded even when an organization has turned its audit log off: sign-ins and MFA, API keys,
@@ -180,6 +184,7 @@ TARGET_TYPES: dict[str, str] = {
     "members.invitation": "Invitation",
     "apikeys.apikey": "API key",
     "gateway.upstreamconfig": "Upstream configuration",
+    "usage.usagespike": "Usage spike",
 }
 
 # Actions whose sentence a format string cannot say: a function of the event.

@@ -172,3 +172,56 @@ class UsageDaily(UsageTotals):
 
     def __str__(self) -> str:
         return f"org {self.organization_id} {self.day} {self.model} {self.source}"
+
+
+class UsageSpike(models.Model):
+    """A day whose cost was over `factor` × the trailing 7-day average, for the organization
+    (`api_key_id` 0) or one of its keys (usage/spikes.py).
+
+    The row is the claim: it is inserted with ON CONFLICT DO NOTHING on (organization, key, day),
+    so however many workers check the same day, one of them inserts it and only that one is
+    told to email; `emailed_at` is set under a row lock once the mail server took the email.
+    """
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="usage_spikes"
+    )
+    api_key_id = models.BigIntegerField(default=0, help_text="0: the whole organization.")
+    key_label = models.CharField(max_length=200, blank=True, default="")
+    day = models.DateField(help_text="A day of the organization's time zone.")
+    cost_micros = models.BigIntegerField()
+    baseline_micros = models.BigIntegerField(help_text="The trailing 7 days' average cost.")
+    factor = models.DecimalField(max_digits=5, decimal_places=2)
+    detected_at = models.DateTimeField()
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-day", "api_key_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "api_key_id", "day"], name="usage_spike_once_per_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.scope_label} {self.day}"
+
+    @property
+    def is_organization(self) -> bool:
+        return self.api_key_id == 0
+
+    @property
+    def scope_label(self) -> str:
+        return "the organization" if self.is_organization else f"API key {self.key_label}"
+
+    @property
+    def ratio(self):
+        from decimal import ROUND_HALF_UP, Decimal
+
+        if not self.baseline_micros:
+            return None
+        return (Decimal(self.cost_micros) / Decimal(self.baseline_micros)).quantize(
+            Decimal("0.1"), rounding=ROUND_HALF_UP
+        )

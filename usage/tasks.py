@@ -45,3 +45,13 @@ def apply_usage_retention() -> dict:
         "dropped": [partitions.partition_name(m) for m in done["dropped"]],
         "deleted_rows": done["deleted_rows"],
     }
+
+
+@shared_task
+def detect_usage_spikes() -> int:
+    """Each organization's yesterday (its own zone) checked for spikes, which are emailed to its
+    Admins once (usage/spikes.py). Hourly, so each zone's day is checked soon after it ends;
+    the claims make every later run of the same day a no-op, and retry unsent emails."""
+    from . import spikes
+
+    return len(spikes.detect_spikes())

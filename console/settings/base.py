@@ -273,6 +273,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.apply_usage_retention",
         "schedule": crontab(hour=3, minute=45),
     },
+    # Spikes: each organization's yesterday, checked in the hour after it ends in its own zone
+    # (a daily check per organization; later runs of the same day only retry unsent emails).
+    "usage-detect-spikes": {
+        "task": "usage.tasks.detect_usage_spikes",
+        "schedule": crontab(minute=20),
+    },
 }
 
 # Console behaviour.
