@@ -135,7 +135,11 @@ class Worker:
              "-l", "info"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(lambda: "usage consumer" in self.text().lower() or self._died(), "worker start")
+        wait_for(
+            lambda: "usage consumer" in self.text().lower() or self._died(),
+            "worker start",
+            timeout=90,
+        )  # a loaded machine starts Celery slowly
         assert may_die or self.process.poll() is None, "the worker died:\n" + self.text()
         return self
 
