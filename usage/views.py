@@ -1,10 +1,87 @@
+"""The usage dashboard: filters in the URL, totals, a chart stacked by model, a breakdown by key,
+model or workspace, the largest and the failed requests, the price table, and the CSV of exactly
+what is filtered. Reads are in usage/selectors.py; who sees what is `UsageScope`'s."""
+
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django_tables2 import RequestConfig
 
 from members.access import org_view
 from members.policy import can
 
+from . import chart, export, selectors
+from .forms import UsageFilterForm
+from .tables import BreakdownTable
+
+# htmx targets answered with a part of the page rather than all of it.
+PARTIALS = {"usage-page": "usage/_page.html", "table-region": "usage/_breakdown.html"}
+
 
 @org_view("usage.view")
 def overview(request):
-    scope = "organization" if can(request.membership, "usage.view_all") else "own"
-    return render(request, "usage/overview.html", {"nav": "usage", "scope": scope})
+    form = UsageFilterForm(request.GET, membership=request.membership)
+    if request.GET.get("_export"):
+        if request.GET["_export"] != "csv":
+            return _bad_request("The usage exports as csv only.")
+        if not form.is_valid():
+            return _bad_request(
+                "The filters are not valid: "
+                + " ".join(str(e) for errors in form.errors.values() for e in errors)
+            )
+        return export.csv_response(
+            form.scope(), form.choice("granularity", "day"), request.organization
+        )
+
+    context = {
+        "nav": "usage",
+        "scope_label": "organization" if can(request.membership, "usage.view_all") else "own",
+        "form": form,
+        # Others (spikes) add notices here: dicts with "level" (Bootstrap alert colour),
+        # "title" and "text"; templates/usage/_notices.html shows them.
+        "notices": [],
+        "group": form.choice("group", "key"),
+        "metric": form.choice("metric", "cost"),
+        "largest_by": form.choice("largest", "cost"),
+    }
+    if form.is_valid():
+        context.update(_results(request, form, context))
+    template = PARTIALS.get(request.htmx.target) if request.htmx else None
+    if template is None:
+        context["prices"] = selectors.current_prices()
+    response = render(request, template or "usage/overview.html", context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _results(request, form, context) -> dict:
+    scope = form.scope()
+    names = selectors.Names.of(request.organization)
+    totals = selectors.totals(scope)
+    table = BreakdownTable(
+        selectors.breakdown(scope, context["group"], names), group=context["group"]
+    )
+    RequestConfig(request, paginate=False).configure(table)
+    results = {"scope": scope, "totals": totals, "table": table, "names": names}
+    if request.htmx and request.htmx.target == "table-region":
+        return results
+    series = selectors.series(scope, context["metric"])
+    results.update(
+        chart=chart.build(series, context["metric"], scope.zone),
+        largest=_labelled(selectors.largest_requests(scope, context["largest_by"]), names),
+        failed=_labelled(selectors.failed_requests(scope), names),
+        error_types=selectors.error_types(scope) if totals.errors else [],
+    )
+    return results
+
+
+def _labelled(events: list[dict], names: selectors.Names) -> list[dict]:
+    for event in events:
+        event["key_name"] = names.key_name(event["api_key_id"])
+        event["key_display"] = names.key_display(event["api_key_id"])
+        event["cost"] = selectors.dollars_of(event["cost_micros"])
+    return events
+
+
+def _bad_request(text: str):
+    return HttpResponseBadRequest(text, content_type="text/plain; charset=utf-8")

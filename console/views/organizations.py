@@ -14,6 +14,7 @@ from members.models import Membership
 from members.policy import can, may_create_organizations
 from members.selectors import admins_of, memberships_of
 from orgs.selectors import default_workspace
+from usage import selectors as usage_selectors
 
 from ..forms import OrganizationCreateForm
 
@@ -53,5 +54,8 @@ def org_home(request):
         # Member sees their own keys' spend.
         "billing": billing_selectors.home_summary(request.membership),
         "billing_first": not can(request.membership, "members.manage"),
+        # This month's usage: the organization's for Admins and Billing-only, a Member's keys'.
+        "usage_month": usage_selectors.month_to_date(request.membership),
+        "usage_scope": "organization" if can(request.membership, "usage.view_all") else "own",
     }
     return render(request, "console/org_home.html", context)

@@ -1,0 +1,193 @@
+"""The usage dashboard's filters, read from the URL (a view can be shared by its address).
+
+A period is a preset (last 7 or 30 days, this month, last month) or a custom range of dates, both
+in the organization's time zone; a start or end date in the URL means a custom range. Values that
+are wrong (a date that is not one, an end before the start, a key or workspace the member cannot
+see, a model never used) are form errors shown on the page, never a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+
+from apikeys.models import ApiKey
+from members.models import Membership
+from orgs.models import Workspace
+
+from . import selectors
+from .models import Source
+
+PERIODS = [
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("month", "This month"),
+    ("last_month", "Last month"),
+    ("custom", "Custom"),
+]
+DEFAULT_PERIOD = "7d"
+MAX_DAYS = 732  # two years: older raw events are gone anyway (retention), rollups stay
+GROUP_CHOICES = [("key", "API key"), ("model", "Model"), ("workspace", "Workspace")]
+METRIC_CHOICES = [("cost", "Cost"), ("tokens", "Tokens"), ("requests", "Requests")]
+LARGEST_CHOICES = [("cost", "Cost"), ("tokens", "Tokens")]
+GRANULARITY_CHOICES = [("day", "Day"), ("hour", "Hour"), ("event", "Single requests")]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+def _select(**attrs):
+    return forms.Select(attrs={"class": "form-select form-select-sm", **attrs})
+
+
+class KeyChoice(forms.ModelChoiceField):
+    def label_from_instance(self, key):
+        return f"{key.name} ({key.display})"
+
+
+class UsageFilterForm(forms.Form):
+    period = forms.ChoiceField(choices=PERIODS, required=False, widget=_select(), label="Period")
+    start = forms.DateField(
+        required=False, label="From", widget=DateInput(attrs={"class": "form-control-sm"})
+    )
+    end = forms.DateField(
+        required=False, label="To", widget=DateInput(attrs={"class": "form-control-sm"})
+    )
+    model = forms.ChoiceField(required=False, label="Model", widget=_select())
+    key = KeyChoice(
+        queryset=ApiKey.objects.none(), required=False, label="API key", empty_label="All keys",
+        widget=_select(),
+    )  # fmt: skip
+    workspace = forms.ModelChoiceField(
+        queryset=Workspace.objects.none(), required=False, label="Workspace",
+        empty_label="All workspaces", widget=_select(),
+    )  # fmt: skip
+    source = forms.ChoiceField(
+        choices=[("", "All sources"), *Source.choices], required=False, label="Source",
+        widget=_select(),
+    )  # fmt: skip
+    # How the page shows what is filtered (not filters: they change no total).
+    group = forms.ChoiceField(choices=GROUP_CHOICES, required=False, widget=forms.HiddenInput)
+    metric = forms.ChoiceField(choices=METRIC_CHOICES, required=False, widget=forms.HiddenInput)
+    largest = forms.ChoiceField(choices=LARGEST_CHOICES, required=False, widget=forms.HiddenInput)
+    granularity = forms.ChoiceField(
+        choices=GRANULARITY_CHOICES, required=False, widget=forms.HiddenInput
+    )
+
+    FILTERS = ("period", "start", "end", "model", "key", "workspace", "source")
+
+    def __init__(self, data, *, membership: Membership, today: dt.date | None = None):
+        # Only the form's own names count: other query parameters (sort, page) are not filters.
+        # Always bound: no parameters at all is valid too (the default period, everything).
+        super().__init__({k: v for k, v in data.items() if k in self.base_fields})
+        self.given = dict(self.data)  # as the URL had it (clean() fills in the period)
+        self.membership = membership
+        organization = membership.organization
+        self.today = today or dt.datetime.now(organization.tzinfo).date()
+        self.own_key_ids = selectors.visible_key_ids(membership)
+        keys = ApiKey.objects.filter(organization=organization).order_by("name", "pk")
+        workspaces = Workspace.objects.filter(organization=organization).order_by("name")
+        if self.own_key_ids is not None:
+            keys = keys.filter(pk__in=self.own_key_ids)
+            workspaces = workspaces.filter(pk__in=keys.values("workspace_id"))
+            # Imported usage is Anthropic's keys': a Member's own usage is the gateway's.
+            del self.fields["source"]
+        self.fields["key"].queryset = keys
+        self.fields["workspace"].queryset = workspaces
+        models = selectors.models_used(organization, self.own_key_ids)
+        self.fields["model"].choices = [("", "All models"), *((m, m) for m in models if m)]
+
+    @property
+    def shown_period(self) -> str:
+        """The period the page shows ("custom" shows the date fields)."""
+        if self.is_valid():
+            return self.cleaned_data["period"]
+        period = self.data.get("period") or ""
+        return "custom" if period == "custom" or self.data.get("start") else period
+
+    def shown_date(self, name: str) -> str:
+        if self.is_valid():
+            return self.cleaned_data[name].isoformat()
+        return self.data.get(name) or ""
+
+    @property
+    def shown_start(self) -> str:
+        return self.shown_date("start")
+
+    @property
+    def shown_end(self) -> str:
+        return self.shown_date("end")
+
+    @property
+    def date_fields(self) -> list:
+        return [self["start"], self["end"]]
+
+    @property
+    def choice_fields(self) -> list:
+        """The select filters, in order, those this member has."""
+        names = ("model", "key", "workspace", "source")
+        return [self[name] for name in names if name in self.fields]
+
+    @property
+    def filters_set(self) -> int:
+        return sum(1 for name in self.FILTERS if (self.given.get(name) or "").strip())
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        period = cleaned.get("period") or ""
+        if self.errors.get("start") or self.errors.get("end") or self.errors.get("period"):
+            return cleaned
+        # A preset wins over dates left in the URL; dates alone mean a custom period.
+        if period == "custom" or (not period and (start or end)):
+            cleaned["period"] = "custom"
+            if not start and not end:  # just switched to custom: start from the last 7 days
+                cleaned["start"], cleaned["end"] = period_dates(DEFAULT_PERIOD, self.today)
+            elif not (start and end):
+                self.add_error("end" if start else "start", "Enter both dates of the period.")
+            elif end < start:
+                self.add_error("end", "The end date is before the start date.")
+            elif (end - start).days + 1 > MAX_DAYS:
+                self.add_error("end", f"A period is at most {MAX_DAYS} days.")
+        else:
+            cleaned["period"] = period or DEFAULT_PERIOD
+            cleaned["start"], cleaned["end"] = period_dates(cleaned["period"], self.today)
+        self.data["period"] = cleaned["period"]  # the select shows the period in effect
+        return cleaned
+
+    def scope(self) -> selectors.UsageScope:
+        """The scope of a valid form."""
+        data = self.cleaned_data
+        return selectors.UsageScope(
+            organization=self.membership.organization,
+            start=data["start"],
+            end=data["end"],
+            model=data.get("model") or "",
+            api_key_id=data["key"].pk if data.get("key") else None,
+            workspace_id=data["workspace"].pk if data.get("workspace") else None,
+            source=data.get("source") or "",
+            own_key_ids=self.own_key_ids,
+        )
+
+    def choice(self, name: str, default: str) -> str:
+        if self.is_valid():
+            return self.cleaned_data.get(name) or default
+        value = self.data.get(name) or ""
+        return value if value in dict(self.fields[name].choices) else default
+
+
+def period_dates(period: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day (inclusive) of a preset period ending today."""
+    if period == "30d":
+        return today - dt.timedelta(days=29), today
+    if period == "month":
+        return today.replace(day=1), today
+    if period == "last_month":
+        last = today.replace(day=1) - dt.timedelta(days=1)
+        return last.replace(day=1), last
+    return today - dt.timedelta(days=6), today
