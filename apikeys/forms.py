@@ -1,4 +1,5 @@
 import re
+import secrets
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -40,7 +41,25 @@ class KeyWorkspaceField(forms.ModelChoiceField):
             raise
 
 
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+
+class OneTimeTokenField(forms.CharField):
+    """A hidden token minted with each blank form: the service takes a token once, so a
+    resubmitted form (a reload of the page its POST answered) does its work only once."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, **kwargs)
+
+
+def new_form_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class KeyCreateForm(forms.Form):
+    form_token = OneTimeTokenField()
     name = KeyNameField()
     workspace = KeyWorkspaceField()
     expires_on = forms.DateField(
@@ -57,6 +76,22 @@ class KeyCreateForm(forms.Form):
         self.fields["workspace"].organization_id = membership.organization_id
         if not self.is_bound:
             self.initial.setdefault("workspace", workspaces.first())
+            self.initial["form_token"] = new_form_token()
+        elif not FORM_TOKEN.fullmatch(self.data.get("form_token", "")):
+            # An old or hand-made form: refused, and the form shown again with a good token.
+            self.data = self.data.copy()
+            self.data["form_token"] = new_form_token()
+            self.stale = True
+
+    stale = False
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.stale:
+            raise ValidationError(
+                "This form was out of date. Check the details and click Create Key again."
+            )
+        return cleaned
 
 
 class KeyRenameForm(forms.Form):

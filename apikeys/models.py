@@ -41,6 +41,9 @@ class ApiKey(models.Model):
     replaced_by = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaces"
     )
+    # The one-time token of the form that created the key: a browser resubmitting that form
+    # (a reload of the "key created" page) finds this key instead of minting a second one.
+    form_token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -46,6 +46,15 @@ UNUSED_AFTER = dt.timedelta(days=30)
 ARCHIVED_WORKSPACE_MESSAGE = "This workspace is archived: it cannot get new keys."
 
 
+class KeyAlreadyCreated(Exception):
+    """The form that asks for a key was submitted again (a reload, a double click): its key
+    exists already and its plaintext was shown once, to the first submission."""
+
+    def __init__(self, key: "ApiKey"):
+        super().__init__(f"{key.name} was created already by this form.")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     """A new key and its plaintext, which exists nowhere else. Show it once, then drop it."""
@@ -115,19 +124,31 @@ def create_api_key(
     expires_on: dt.date | None = None,
     actor: User | None,
     actor_label: str | None = None,
+    form_token: str | None = None,
 ) -> IssuedKey:
-    """Create a key owned by `membership`'s user, in one of the workspaces they may use."""
+    """Create a key owned by `membership`'s user, in one of the workspaces they may use.
+
+    `form_token` makes the request that asks for the key one-time: a second call with the
+    same token, concurrent or later, raises `KeyAlreadyCreated` with the first call's key."""
     name = _clean_name(name)
     if not can(membership, "apikeys.create"):
         raise ValidationError(f"{membership.user.email}'s role cannot hold API keys.")
+    _raise_if_created_by(form_token, membership)
     workspace = _check_workspace(membership, workspace)
-    issued = _mint(
-        organization_id=membership.organization_id,
-        workspace=workspace,
-        owner=membership.user,
-        name=name,
-        expires_at=expiry_from_date(expires_on),
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a lost race leaves the transaction usable
+            issued = _mint(
+                organization_id=membership.organization_id,
+                workspace=workspace,
+                owner=membership.user,
+                name=name,
+                expires_at=expiry_from_date(expires_on),
+                form_token=form_token or None,
+            )
+    except IntegrityError:
+        # The unique token: a concurrent submission of the same form committed first.
+        _raise_if_created_by(form_token, membership)
+        raise
     record_event(
         action="apikey.created",
         organization=membership.organization,
@@ -137,6 +158,18 @@ def create_api_key(
         after=_key_summary(issued.key),
     )
     return issued
+
+
+def _raise_if_created_by(form_token: str | None, membership: Membership) -> None:
+    if not form_token:
+        return
+    existing = (
+        ApiKey.objects.filter(form_token=form_token, organization_id=membership.organization_id)
+        .select_related("workspace", "owner")
+        .first()
+    )
+    if existing is not None:
+        raise KeyAlreadyCreated(existing)
 
 
 def _locked(key: ApiKey) -> ApiKey:

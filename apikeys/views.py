@@ -55,6 +55,17 @@ def _show_once(request, issued, *, rotated_from: ApiKey | None = None):
     )
 
 
+def _shown_already(request, key: ApiKey, *, rotated_from: ApiKey | None = None):
+    """The answer to a form submitted again (a reload of the page that showed a new key):
+    nothing is minted, and the key is not shown again."""
+    return render(
+        request,
+        "apikeys/key_shown_already.html",
+        {"key": key, "rotated_from": rotated_from, "nav": "apikeys"},
+        status=409,
+    )
+
+
 @never_cache
 @sensitive_variables()  # error reports hide every local below: the key passes through many
 @org_view("apikeys.create")
@@ -68,7 +79,10 @@ def key_create(request):
                 name=form.cleaned_data["name"],
                 expires_on=form.cleaned_data["expires_on"],
                 actor=request.user,
+                form_token=form.cleaned_data["form_token"],
             )
+        except services.KeyAlreadyCreated as already:
+            return _shown_already(request, already.key)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -109,6 +123,9 @@ def key_revoke(request, key_id: int):
 @org_view("apikeys.view")
 def key_rotate(request, key_id: int):
     key = _key_to_manage(request, key_id)
+    if request.method == "POST" and key.replaced_by_id is not None:
+        # Rotated already: most likely this very form, resubmitted by a reload.
+        return _shown_already(request, key.replaced_by, rotated_from=key)
     if not key.is_rotatable:
         messages.error(request, f"{key.name} cannot be rotated: only active keys can.")
         return redirect("apikeys:list", request.organization.slug)

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apikeys import services
+from apikeys.forms import new_form_token
 from apikeys.keyformat import (
     KEY_LENGTH,
     KEY_PATTERN,
@@ -53,6 +54,11 @@ def issue(membership, workspace=None, name="Development", **kwargs):
 
 def url(name, world, *args):
     return reverse(f"apikeys:{name}", args=[world.org.slug, *args])
+
+
+def post_create(client, world, values):
+    """Submit the Create Key form as a browser does, with the one-time token a blank form has."""
+    return client.post(url("create", world), {"form_token": new_form_token(), **values})
 
 
 # -- the format ------------------------------------------------------------------------------
@@ -126,9 +132,7 @@ def test_the_stored_hash_is_peppered(settings):
 
 def test_member_creates_a_key_and_sees_it_once(client, world):
     client.force_login(world.member.user)
-    response = client.post(
-        url("create", world), {"name": "Development", "workspace": world.workspace.pk}
-    )
+    response = post_create(client, world, {"name": "Development", "workspace": world.workspace.pk})
     assert response.status_code == 200
     plaintext = response.context["issued"].plaintext
     page = response.content.decode()
@@ -147,6 +151,84 @@ def test_member_creates_a_key_and_sees_it_once(client, world):
     listing = client.get(url("list", world)).content.decode()
     assert plaintext not in listing and key.display in listing
     assert plaintext not in client.get(url("rename", world, key.pk)).content.decode()
+
+
+def test_a_reload_of_the_key_created_page_mints_nothing(client, world):
+    client.force_login(world.member.user)
+    token = client.get(url("create", world)).context["form"].initial["form_token"]
+    values = {"form_token": token, "name": "Development", "workspace": world.workspace.pk}
+    first = client.post(url("create", world), values)
+    plaintext = first.context["issued"].plaintext
+    # The browser resubmits the same POST: the same one-time token.
+    again = client.post(url("create", world), values)
+    assert again.status_code == 409 and "no-store" in again["Cache-Control"]
+    page = again.content.decode()
+    assert "Development was created already" in page
+    assert "A key is shown only once" in page
+    assert plaintext not in page and "issued" not in again.context
+    key = ApiKey.objects.get()
+    assert key.display in page
+    assert AuditEvent.objects.filter(action="apikey.created").count() == 1
+    # A new blank form is a new token: a second key is one click away.
+    assert client.get(url("create", world)).context["form"].initial["form_token"] != token
+
+
+def test_a_form_without_its_token_is_shown_again_with_a_fresh_one(client, world):
+    client.force_login(world.member.user)
+    for token in ("", "short", "x" * 65, "not a token at all, with spaces and !!"):
+        response = client.post(
+            url("create", world),
+            {"form_token": token, "name": "Development", "workspace": world.workspace.pk},
+        )
+        assert response.status_code == 200
+        assert "This form was out of date" in response.content.decode()
+        fresh = response.context["form"].data["form_token"]
+        assert fresh != token and len(fresh) >= 32
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_submissions_of_one_form_at_once_make_one_key(world):
+    """A double click: both requests race; the unique token lets one through, the other gets
+    that key back."""
+    import threading
+
+    token = new_form_token()
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def submit():
+        try:
+            barrier.wait()
+            issue(world.member, form_token=token)
+            outcomes.append("created")
+        except services.KeyAlreadyCreated as already:
+            outcomes.append(already.key.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    key = ApiKey.objects.get()
+    assert sorted(outcomes, key=str) == sorted(["created", key.pk], key=str)
+    assert AuditEvent.objects.filter(action="apikey.created").count() == 1
+
+
+def test_a_reload_of_the_key_rotated_page_rotates_nothing(client, world):
+    old = issue(world.member).key
+    client.force_login(world.member.user)
+    first = client.post(url("rotate", world, old.pk), {"overlap": "24h"})
+    plaintext = first.context["issued"].plaintext
+    again = client.post(url("rotate", world, old.pk), {"overlap": "24h"})
+    assert again.status_code == 409
+    page = again.content.decode()
+    assert "was rotated already" in page and "A key is shown only once" in page
+    assert plaintext not in page
+    assert ApiKey.objects.count() == 2
+    assert AuditEvent.objects.filter(action="apikey.rotated").count() == 1
 
 
 def test_the_create_form_offers_only_the_members_workspaces(client, world):
@@ -184,7 +266,7 @@ def test_bad_input_creates_nothing(client, world, post):
     if values["expires_on"] == "yesterday":
         values["expires_on"] = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
     client.force_login(world.member.user)
-    response = client.post(url("create", world), values)
+    response = post_create(client, world, values)
     assert response.status_code == 200
     assert response.context["form"].errors
     assert "issued" not in response.context
@@ -210,7 +292,7 @@ def test_a_workspace_archived_since_the_form_was_shown_is_refused_in_words(clien
     client.force_login(world.member.user)
     assert client.get(url("create", world)).status_code == 200
     org_services.archive_workspace(workspace=world.workspace, actor=world.admin.user)
-    response = client.post(url("create", world), {"name": "Late", "workspace": world.workspace.pk})
+    response = post_create(client, world, {"name": "Late", "workspace": world.workspace.pk})
     assert response.status_code == 200
     assert response.context["form"].errors["workspace"] == [
         "This workspace is archived: it cannot get new keys."
@@ -229,13 +311,13 @@ def test_an_expiry_date_lasts_through_that_day(world):
 def test_admin_creates_in_any_active_workspace(client, world):
     client.force_login(world.admin.user)
     default = world.org.workspaces.get(is_default=True)
-    response = client.post(url("create", world), {"name": "Production", "workspace": default.pk})
+    response = post_create(client, world, {"name": "Production", "workspace": default.pk})
     assert response.status_code == 200 and "issued" in response.context
 
 
 def test_billing_only_cannot_create_a_key(client, world):
     client.force_login(world.billing.user)
-    response = client.post(url("create", world), {"name": "x", "workspace": world.workspace.pk})
+    response = post_create(client, world, {"name": "x", "workspace": world.workspace.pk})
     assert response.status_code == 403
     assert not ApiKey.objects.exists()
 
@@ -473,8 +555,12 @@ def test_rotating_a_revoked_expired_or_rotated_key_is_refused(client, world):
     client.force_login(world.member.user)
     for key in (revoked, rotated, expired):
         response = client.post(url("rotate", world, key.pk), {"overlap": "24h"}, follow=True)
-        assert response.status_code == 200
-        assert "cannot be rotated" in response.content.decode()
+        if key == rotated:  # most likely the rotation's own page, reloaded
+            assert response.status_code == 409
+            assert "was rotated already" in response.content.decode()
+        else:
+            assert response.status_code == 200
+            assert "cannot be rotated" in response.content.decode()
         key.refresh_from_db()
         with pytest.raises(ValidationError):
             services.rotate_api_key(key=key, overlap=dt.timedelta(hours=1), actor=None)
@@ -537,9 +623,7 @@ def test_the_database_row_holds_no_plaintext(world):
 def test_the_key_is_absent_from_audit_logs_emails_and_sessions(client, world, caplog, mailoutbox):
     caplog.set_level("DEBUG")
     client.force_login(world.member.user)
-    response = client.post(
-        url("create", world), {"name": "Development", "workspace": world.workspace.pk}
-    )
+    response = post_create(client, world, {"name": "Development", "workspace": world.workspace.pk})
     first = response.context["issued"]
     response = client.post(url("rotate", world, first.key.pk), {"overlap": "1h"})
     second = response.context["issued"]

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.urls import get_resolver
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -35,6 +36,10 @@ def _static_files_from_finders(settings):
 @pytest.fixture
 def new_page(browser, live_server):
     """`new_page()` opens a page in a fresh browser context (its own cookies)."""
+    # Import every view before the first page asks for one: the URLconf pulls in the gateway
+    # and the Anthropic SDK's types, seconds of imports on a loaded machine that would
+    # otherwise eat the first page's timeout.
+    assert get_resolver().url_patterns
     contexts = []
 
     def open_page():

@@ -1,11 +1,13 @@
 """Step 3 of the guide in a real browser: a developer (Member) creates a "Development" key in the
-Development workspace, copies it from the page — the only time it is shown — then revokes it."""
+Development workspace, copies it from the page — the only time it is shown; a reload does not make another — then
+revokes it."""
 
 import re
 
 import pytest
 
 from apikeys.keyformat import KEY_PATTERN
+from apikeys.models import ApiKey
 from apikeys.verification import Failure, verify_key
 from tests.factories import PASSWORD
 
@@ -33,7 +35,13 @@ def test_member_creates_copies_and_revokes_a_key_that_is_never_shown_again(world
     assert page.evaluate("navigator.clipboard.readText()") == key
     assert key not in page.url
 
-    page.get_by_role("link", name="Done, I copied it").click()
+    # A reload resubmits the form: nothing is minted, and the key is not shown again.
+    page.reload()
+    assert "Development was created already" in main.inner_text()
+    assert "A key is shown only once" in main.inner_text()
+    assert key not in page.content()
+    assert ApiKey.objects.filter(name="Development").count() == 1
+    page.get_by_role("link", name="Back to API keys").click()
     page.wait_for_url("**/o/acme-support/api-keys/")
     assert key not in page.content()
     row = page.locator("#table-region tr", has_text="Development")
