@@ -34,6 +34,18 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Who revoked it, shown on the key: the user, and their label copied (it outlives the user;
+    # "system" or a command's name when no one in the console did it), and why, when not asked.
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    revoked_by_label = models.CharField(max_length=254, blank=True, editable=False)
+    revoke_reason = models.CharField(max_length=100, blank=True, editable=False)
     # Set once the expiry has been recorded (audit event apikey.expired): the claim that makes
     # the daily task idempotent.
     expiry_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)

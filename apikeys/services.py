@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.services import record_event
+from audit.services import actor_label_for, record_event
 from core import emails, hotpath
 from members.models import Membership, User
 from members.policy import can
@@ -203,15 +203,29 @@ def rename_api_key(*, key: ApiKey, name: str, actor: User | None) -> ApiKey:
 
 @transaction.atomic
 def revoke_api_key(
-    *, key: ApiKey, actor: User | None, actor_label: str | None = None, reason: str = ""
+    *,
+    key: ApiKey,
+    actor: User | None,
+    actor_label: str | None = None,
+    reason: str = "",
+    email_owner: bool = True,
 ) -> ApiKey:
-    """Refuse the key from now on, everywhere. The row stays, listed as revoked."""
+    """Refuse the key from now on, everywhere. The row stays, listed as revoked, with who
+    revoked it and when. An owner whose key someone else revoked is emailed after the commit
+    (`email_owner=False` when the caller sends one email for several keys)."""
     key = _locked(key)
     if key.revoked_at is not None:
         raise ValidationError(f"{key.name} was already revoked.")
     key.revoked_at = timezone.now()
-    key.save(update_fields=["revoked_at"])
+    key.revoked_by = actor if actor is not None and actor.is_authenticated else None
+    key.revoked_by_label = (actor_label if actor_label is not None else actor_label_for(actor))[
+        :254
+    ]
+    key.revoke_reason = reason[:100]
+    key.save(update_fields=["revoked_at", "revoked_by", "revoked_by_label", "revoke_reason"])
     announce_key_change(key.key_hash)
+    if email_owner and _owner_is_told(key, actor):
+        transaction.on_commit(lambda: _email_revoked_keys(key.owner, [key.pk]), robust=True)
     after = {"revoked_at": key.revoked_at}
     if reason:
         after["reason"] = reason
@@ -271,12 +285,25 @@ def rotate_api_key(*, key: ApiKey, overlap: dt.timedelta, actor: User | None) ->
     return issued
 
 
+def _owner_is_told(key: ApiKey, actor: User | None) -> bool:
+    """Someone else revoked the key of a user who still exists: they should hear it from us,
+    not from their application's errors."""
+    return key.owner_id is not None and (actor is None or actor.pk != key.owner_id)
+
+
 def _revoke_each(keys, *, actor: User | None, reason: str) -> int:
     # Locked first: a key revoked concurrently drops out of the set instead of failing the sweep.
     count = 0
-    for key in keys.select_for_update(of=("self",)).order_by("pk"):
-        revoke_api_key(key=key, actor=actor, reason=reason)
+    told: dict[int, tuple[User, list[int]]] = {}
+    for key in keys.select_for_update(of=("self",)).select_related("owner").order_by("pk"):
+        revoke_api_key(key=key, actor=actor, reason=reason, email_owner=False)
         count += 1
+        if _owner_is_told(key, actor):
+            told.setdefault(key.owner_id, (key.owner, []))[1].append(key.pk)
+    for owner, key_ids in told.values():  # one email per owner, however many keys
+        transaction.on_commit(
+            lambda owner=owner, key_ids=key_ids: _email_revoked_keys(owner, key_ids), robust=True
+        )
     return count
 
 
@@ -525,6 +552,28 @@ def _email_owner(key: ApiKey, email_name: str, *, now: dt.datetime) -> None:
         ),
     }
     emails.send(emails.make_message(email_name, key.owner.email, context))
+
+
+def _email_revoked_keys(owner: User, key_ids: list[int]) -> None:
+    """Tell `owner` that someone else revoked these keys of theirs (one organization's)."""
+    keys = list(
+        ApiKey.objects.filter(pk__in=key_ids)
+        .select_related("organization", "workspace")
+        .order_by("name", "pk")
+    )
+    if not keys:
+        return
+    organization = keys[0].organization
+    context = {
+        "keys": keys,
+        "key": keys[0],
+        "organization": organization,
+        "owner": owner,
+        "keys_url": emails.absolute_url(
+            reverse("apikeys:list", kwargs={"slug": organization.slug})
+        ),
+    }
+    emails.send(emails.make_message("key-revoked", owner.email, context))
 
 
 def send_due_notices(*, now: dt.datetime | None = None) -> int:

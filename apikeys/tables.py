@@ -2,7 +2,8 @@ import django_tables2 as tables
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.columns import WhenColumn
+from core.columns import WhenColumn, table_zone
+from core.templatetags.when import when as when_html
 
 from .models import AdminKey, ApiKey, KeyStatus
 
@@ -22,6 +23,10 @@ class ApiKeyTable(tables.Table):
     created_at = WhenColumn(verbose_name="Created")
     last_used_at = WhenColumn(verbose_name="Last used", default="Never")
     expires_at = WhenColumn(verbose_name="Expires", default="Never")
+    revoked_at = WhenColumn(verbose_name="Revoked", visible=False)
+    revoked_by = tables.Column(
+        accessor="revoked_by_label", verbose_name="Revoked by", visible=False
+    )
     actions = tables.TemplateColumn(
         template_name="apikeys/key_actions.html",
         orderable=False,
@@ -33,7 +38,7 @@ class ApiKeyTable(tables.Table):
         model = ApiKey
         fields = (
             "name", "key", "workspace", "owner", "status", "created_at", "last_used_at",
-            "expires_at", "actions",
+            "expires_at", "revoked_at", "revoked_by", "actions",
         )  # fmt: skip
         sequence = fields
         order_by = ("-created_at",)
@@ -51,11 +56,20 @@ class ApiKeyTable(tables.Table):
 
     def render_status(self, record):
         status = KeyStatus(record.status_at(self.now))
-        return format_html(
+        badge = format_html(
             '<span class="badge {}" data-status="{}">{}</span>',
             STATUS_BADGES[status],
             status.value,
             status.label,
+        )
+        if status != KeyStatus.REVOKED:
+            return badge
+        return format_html(
+            '{}<div class="small text-body-secondary" data-testid="revoked-by">{}{}{}</div>',
+            badge,
+            f"by {record.revoked_by_label}, " if record.revoked_by_label else "",
+            when_html(record.revoked_at, table_zone(self)),
+            f" ({record.revoke_reason})" if record.revoke_reason else "",
         )
 
     def value_status(self, record):

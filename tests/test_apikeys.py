@@ -404,7 +404,10 @@ def test_list_exports_csv_without_keys(client, world):
     export = client.get(url("list", world), {"_export": "csv"})
     text = export.content.decode()
     assert export["Content-Type"].startswith("text/csv")
-    assert text.splitlines()[0] == "Name,Key,Workspace,Owner,Status,Created,Last used,Expires"
+    assert (
+        text.splitlines()[0]
+        == "Name,Key,Workspace,Owner,Status,Created,Last used,Expires,Revoked,Revoked by"
+    )
     assert issued.key.display in text and issued.plaintext not in text
 
 
@@ -488,6 +491,63 @@ def test_admin_revokes_a_members_key(client, world):
     assert verify_key(issued.plaintext).failure == Failure.REVOKED
     event = AuditEvent.objects.get(action="apikey.revoked")
     assert event.actor == world.admin.user
+
+
+def test_the_owner_sees_who_revoked_their_key_and_when_and_is_emailed(
+    client, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    issued = issue(world.member, name="CI runner")
+    client.force_login(world.admin.user)
+    confirm = client.get(url("revoke", world, issued.key.pk)).content.decode()
+    assert "dev@example.com will be emailed that you revoked it" in confirm
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("revoke", world, issued.key.pk))
+    key = ApiKey.objects.get(pk=issued.key.pk)
+    assert (key.revoked_by, key.revoked_by_label) == (world.admin.user, "admin@example.com")
+
+    client.force_login(world.member.user)
+    page = client.get(url("list", world)).content.decode()
+    stamp = re.search(r'data-testid="revoked-by">(.*?)</div>', page, re.S).group(1)
+    assert stamp.startswith("by admin@example.com, <time")
+    assert key.revoked_at.astimezone(world.org.tzinfo).strftime("%H:%M") in stamp
+    assert "already revoked" in client.get(url("revoke", world, key.pk)).content.decode()
+    assert (
+        "admin@example.com revoked it" in client.get(url("revoke", world, key.pk)).content.decode()
+    )
+    export = client.get(url("list", world), {"_export": "csv"}).content.decode()
+    assert "Revoked by" in export.splitlines()[0] and "admin@example.com" in export
+
+    [email] = mailoutbox
+    assert email.to == ["dev@example.com"]
+    assert email.subject.endswith('Your API key "CI runner" was revoked')
+    assert "admin@example.com revoked your API key in Acme Support" in email.body
+    assert key.display in email.body and issued.plaintext not in email.body
+    assert "/o/acme-support/api-keys/" in email.body
+
+
+def test_no_email_when_owners_revoke_their_own_keys(
+    client, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    issued = issue(world.member)
+    client.force_login(world.member.user)
+    assert "will be emailed" not in client.get(url("revoke", world, issued.key.pk)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("revoke", world, issued.key.pk))
+    assert ApiKey.objects.get().revoked_by_label == "dev@example.com"
+    assert mailoutbox == []
+
+
+def test_keys_revoked_together_make_one_email_per_owner(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
+    issue(world.member, name="One")
+    issue(world.member, name="Two")
+    with django_capture_on_commit_callbacks(execute=True):
+        member_services.remove_member(membership=world.member, actor=world.admin.user)
+    [email] = mailoutbox
+    assert email.subject.endswith("2 of your API keys were revoked")
+    assert '"One"' in email.body and '"Two"' in email.body
+    assert "(member removed)" in email.body
 
 
 def test_a_key_of_another_org_is_not_found(client, world):
