@@ -44,6 +44,7 @@ run: env
 	  export GATEWAY_LOCAL_UPSTREAM_HOSTS=$${GATEWAY_LOCAL_UPSTREAM_HOSTS:-127.0.0.1}; \
 	fi; \
 	export CONSOLE_BASE_URL="$${CONSOLE_BASE_URL:-http://$(HOST):$(PORT)}"; \
+	export PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus; rm -rf var/prometheus; mkdir -p var/prometheus; \
 	echo "Console: http://$(HOST):$(PORT)/  (gateway: ANTHROPIC_BASE_URL=http://$(HOST):$(PORT))"; \
 	$(VENV)/bin/uvicorn console.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS)
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 
 from orgs.models import Organization
 from usage.models import Source, UsageDaily, UsageEvent, UsageHourly
@@ -234,6 +234,15 @@ def fired_alerts(organization: Organization):
         .select_related("limit", "limit__workspace", "limit__api_key")
         .order_by("-crossed_at")
     )
+
+
+def alert_counts() -> dict[str, int]:
+    """Spending alerts of every organization by status (sent, pending): for /metrics."""
+    counts = {status: 0 for status in (AlertStatus.SENT, AlertStatus.PENDING)}
+    rows = SpendAlert.objects.filter(status__in=list(counts)).values("status")
+    for row in rows.annotate(n=Count("id")).order_by():
+        counts[row["status"]] = row["n"]
+    return {str(status): n for status, n in counts.items()}
 
 
 def billing_recipients(organization: Organization) -> list[str]:

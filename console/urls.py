@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from . import health
 from .views import audit, organizations, site, workspaces
 from .views import settings as settings_views
 
@@ -37,7 +38,10 @@ org_patterns = [
 
 urlpatterns = [
     path("", site.home, name="home"),
-    path("healthz", site.healthz, name="healthz"),
+    # Answered by console.health.HealthEndpointsMiddleware before the host check; named here.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("orgs/new/", organizations.org_create, name="org_create"),
     path("invitations/", include("members.invitation_urls")),
     path("o/<slug:slug>/", include(org_patterns)),

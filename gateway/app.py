@@ -47,7 +47,7 @@ from core.client_ip import scope_client_ip
 from usage import pricing
 from usage.stream import publisher
 
-from . import auth, routing, unauthenticated, upstream_rules
+from . import auth, metrics, routing, unauthenticated, upstream_rules
 from .errors import GatewayError, error_body, rate_limited, sse_error_event
 from .sse import MODEL_ID, StreamUsage, error_type_of, model_of, take_usage
 
@@ -479,10 +479,14 @@ class Gateway:
         finally:
             if request.watcher is not None and not request.watcher.done():
                 request.watcher.cancel()
+            meter = request.meter
             try:
-                await request.meter.emit()
+                await meter.emit()
             except Exception:
-                logger.exception("Could not meter request %s", request.meter.request_id)
+                logger.exception("Could not meter request %s", meter.request_id)
+            metrics.observe(
+                meter.endpoint, meter.status, meter.model, time.perf_counter() - meter.started
+            )
 
     async def handle(self, request: GatewayRequest) -> None:
         """The steps of a request, in order; each raises GatewayError to refuse it."""
@@ -661,6 +665,7 @@ class Gateway:
                 shared_upstream=request.upstream.shared,
             )
         except spend.CapReached as reached:
+            metrics.RESERVATIONS_REFUSED.inc()
             raise GatewayError("invalid_request_error", reached.message) from None
 
     @staticmethod
@@ -771,13 +776,16 @@ class Gateway:
                     await self.relay_json(request, response, out)
         except aiohttp.ConnectionTimeoutError:  # like a refused connection: nothing answered
             logger.warning("Upstream connection timed out on %s", meter.request_id)
+            metrics.upstream_error("unreachable")
             raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
+            metrics.upstream_error("timeout")
             raise GatewayError(
                 "timeout_error", "The upstream API did not answer in time.", 504
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             logger.warning("Upstream failure on %s: %s", meter.request_id, type(exc).__name__)
+            metrics.upstream_error("unreachable")
             raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502) from None
 
     async def relay_json(
@@ -797,11 +805,14 @@ class Gateway:
                 meter.request_id,
                 status,
             )
+            metrics.upstream_error("not_api")
             raise GatewayError("api_error", UPSTREAM_NOT_REACHED, 502)
         if request.listed_for is not None and status == 200:
             payload = filter_model_list(readable, request.listed_for)
             out = [h for h in out if h[0] != b"content-encoding"]
         meter.status = status
+        if status >= 429:
+            metrics.upstream_status(status)
         self.note_json(answer, status, meter)
         out.append((b"content-length", b"%d" % len(payload)))
         await request.start_response(status, out)
@@ -847,6 +858,7 @@ class Gateway:
                 meter.service_tier = parser.service_tier
             if parser.error_type and meter.status == 200:
                 meter.error_type = parser.error_type
+                metrics.upstream_error("stream_error")
         request.stream_open = False
         await send({"type": "http.response.body", "body": b""})
 

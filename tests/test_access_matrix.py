@@ -77,6 +77,10 @@ ORG_PAGES: dict[str, set[str]] = {
 ACCOUNT_PAGES = {"home", "org_create"}
 # Pages anyone may open.
 PUBLIC_PAGES = {"healthz"}
+# Operations endpoints (console/health.py): /readyz answers anyone (200 or a 503 naming the
+# failing check, never a login page); /metrics only the operator's scraper (token or a direct
+# connection from METRICS_ALLOWED_NETWORKS: tests/gateway/test_health_metrics.py).
+OPERATIONS_PAGES = {"readyz": {200, 503}, "metrics": {403}}
 # The invitee's side of an invitation link, open to anyone signed in or not (the invitee is not a
 # member yet; the link's signed token is the credential): the status for a damaged token (open)
 # and for a browser with no invitation in progress (accept). The whole flow is in
@@ -114,7 +118,13 @@ PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
 def test_every_console_url_has_an_expectation():
-    known = set(ORG_PAGES) | ACCOUNT_PAGES | PUBLIC_PAGES | set(INVITATION_PAGES)
+    known = (
+        set(ORG_PAGES)
+        | ACCOUNT_PAGES
+        | PUBLIC_PAGES
+        | set(INVITATION_PAGES)
+        | set(OPERATIONS_PAGES)
+    )
     missing = sorted(set(CONSOLE_URLS) - known)
     assert not missing, f"URLs without an access expectation in this module: {missing}"
     stale = sorted(known - set(CONSOLE_URLS))
@@ -260,6 +270,16 @@ def test_account_pages_need_a_login(client, world, name):
 @pytest.mark.parametrize("name", sorted(PUBLIC_PAGES))
 def test_public_pages_open_to_anyone(client, name):
     assert client.get(_path(CONSOLE_URLS[name], {})).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(OPERATIONS_PAGES))
+@pytest.mark.parametrize("who", ["anonymous", "member"])
+def test_operations_endpoints_from_outside(client, world, name, who):
+    if who == "member":
+        client.force_login(world.member.user)
+    response = client.get(_path(CONSOLE_URLS[name], {}), REMOTE_ADDR="203.0.113.9")
+    assert response.status_code in OPERATIONS_PAGES[name]
 
 
 @pytest.mark.django_db

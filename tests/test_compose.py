@@ -23,6 +23,7 @@ LONG_RUNNING = {"postgres", "redis", "web", "worker", "beat", "mailpit"}
 # Variables the console's containers receive that something other than the settings reads.
 READ_ELSEWHERE = {
     "WEB_CONCURRENCY": "uvicorn's --workers default",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus-client: the web workers' metric files",
     "POSTGRES_USER": "compose: the postgres service and DATABASE_URL",
     "POSTGRES_PASSWORD": "compose: the postgres service and DATABASE_URL",
     "POSTGRES_DB": "compose: the postgres service and DATABASE_URL",

@@ -123,6 +123,11 @@ def heartbeat_key(consumer: str) -> str:
     return f"{stream_key()}:consumer:{consumer}"
 
 
+def last_heartbeat_key() -> str:
+    """When any consumer last beat (epoch seconds): /readyz wants one within a minute."""
+    return f"{stream_key()}:heartbeat"
+
+
 def stats(client=None) -> dict[str, int]:
     """Counters since the stream began: `stored`, `duplicates`, `refused`."""
     raw = (client or hotpath.client()).hgetall(stats_key())
@@ -817,10 +822,13 @@ class Consumer:
             logger.info("Usage consumer %s stopped", self.name)
 
     def _heartbeat(self, stop: threading.Event) -> None:
-        key = heartbeat_key(self.name)
+        key, last = heartbeat_key(self.name), last_heartbeat_key()
         while not stop.wait(HEARTBEAT_EVERY):
             try:
-                hotpath.client().set(key, 1, px=int(HEARTBEAT_TTL * 1000))
+                pipe = hotpath.client().pipeline(transaction=False)
+                pipe.set(key, 1, px=int(HEARTBEAT_TTL * 1000))
+                pipe.set(last, repr(time.time()), ex=86400)
+                pipe.execute()
             except Exception as exc:  # Redis away: the loop notices and backs off too
                 logger.debug("Usage consumer heartbeat failed: %r", exc)
         try:

@@ -88,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz, /metrics: before the host check and the HTTPS redirect (probes).
+    "console.health.HealthEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -130,6 +132,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A database that does not answer is reported in seconds (/readyz, a start), not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -350,3 +354,11 @@ USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usa
 # Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or
 # concurrent test runs, share one Redis.
 GATEWAY_REDIS_NAMESPACE = env.str("GATEWAY_REDIS_NAMESPACE", default="")
+
+# Operations (console/health.py). /readyz fails when the oldest usage event waiting in the stream
+# is older than this many seconds (ingestion falling behind or stopped).
+READYZ_MAX_USAGE_LAG = env.int("READYZ_MAX_USAGE_LAG", default=300)
+# /metrics answers a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`, or connects
+# from one of these networks without passing through a proxy (no X-Forwarded-For).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])

@@ -1,21 +1,11 @@
-"""Pages outside any organization: the health check, the way in, the CSRF failure page."""
+"""Pages outside any organization: the way in, the CSRF failure page (health: console/health.py)."""
 
 from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
 from members.access import LAST_ORG_SESSION_KEY
 from members.selectors import memberships_of
-
-
-@require_GET
-def healthz(request):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
 
 
 @login_required
