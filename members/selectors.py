@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from allauth.mfa.models import Authenticator
 from django.db.models import Case, CharField, Exists, F, OuterRef, Prefetch, Q, Value, When
 from django.utils import timezone
@@ -71,8 +73,36 @@ def pending_invitations(organization: Organization):
 
 def seats_used(organization: Organization) -> int:
     """What the member limit counts: members plus pending invitations."""
-    members = Membership.objects.filter(organization=organization).count()
-    return members + pending_invitations(organization).count()
+    return seats_of(organization).used
+
+
+@dataclass(frozen=True)
+class Seats:
+    """The member limit as pages show it: who takes a seat, and whether one is free."""
+
+    members: int
+    pending: int  # invitations not yet accepted, revoked nor expired
+    limit: int
+
+    @property
+    def used(self) -> int:
+        return self.members + self.pending
+
+    @property
+    def free(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def is_full(self) -> bool:
+        return self.used >= self.limit
+
+
+def seats_of(organization: Organization) -> Seats:
+    return Seats(
+        members=Membership.objects.filter(organization=organization).count(),
+        pending=pending_invitations(organization).count(),
+        limit=organization.member_limit,
+    )
 
 
 def invitations_for_list(organization: Organization):

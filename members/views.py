@@ -22,8 +22,7 @@ from .selectors import (
     admins_of,
     invitations_for_list,
     members_for_list,
-    pending_invitations,
-    seats_used,
+    seats_of,
 )
 from .tables import InvitationTable, MemberTable
 
@@ -67,11 +66,12 @@ class MembersTableView(OrgTableView):
             return forbidden(request, kwargs["slug"])
 
     def get_context_data(self, **kwargs):
-        organization = self.organization
+        seats = seats_of(self.organization)
         return super().get_context_data(
             nav="members",
-            member_count=Membership.objects.filter(organization=organization).count(),
-            pending_count=pending_invitations(organization).count(),
+            seats=seats,
+            member_count=seats.members,
+            pending_count=seats.pending,
             **kwargs,
         )
 
@@ -133,7 +133,7 @@ def invite(request):
                 "The link is valid for 7 days.",
             )
             return redirect("members:invitations", organization.slug)
-    context = {"form": form, "nav": "members", "seats_used": seats_used(organization)}
+    context = {"form": form, "nav": "members", "seats": seats_of(organization)}
     return render(request, "members/invite_form.html", context)
 
 

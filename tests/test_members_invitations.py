@@ -502,6 +502,47 @@ def test_member_limit_counts_pending_invitations(client, world, django_capture_o
     )
 
 
+@override_settings(CONSOLE_SUPPORT_CONTACT="ops@acme.test")
+def test_seats_used_of_the_limit_show_before_inviting_and_invite_is_disabled_when_full(
+    client, world
+):
+    world.org.member_limit = 5  # 3 members already
+    world.org.save(update_fields=["member_limit"])
+    services.invite_member(
+        organization=world.org, email="one@acme.test", role=Role.MEMBER, actor=world.admin.user
+    )
+    client.force_login(world.admin.user)
+    members_url = reverse("members:list", args=[world.org.slug])
+    home_url = reverse("org_home", args=[world.org.slug])
+    invite_url = reverse("members:invite", args=[world.org.slug])
+
+    def text(url, testid):
+        page = client.get(url).content.decode()
+        found = re.search(rf'data-testid="{testid}"[^>]*>(.*?)</(p|div)>', page, re.S)
+        return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split()) if found else None
+
+    assert text(members_url, "seats").startswith(
+        "4 of 5 seats used: 3 members and 1 pending invitation."
+    )
+    assert text(home_url, "home-seats") == "4 of 5 seats used (1 pending invitation)"
+    page = client.get(members_url).content.decode()
+    assert f'href="{invite_url}"' in page and "invite-disabled" not in page
+
+    services.invite_member(
+        organization=world.org, email="two@acme.test", role=Role.MEMBER, actor=world.admin.user
+    )
+    page = client.get(members_url).content.decode()
+    assert f'href="{invite_url}"' not in page
+    assert re.search(r'<button[^>]*disabled[^>]*data-testid="invite-disabled"', page)
+    reason = text(members_url, "seats-full")
+    assert "Every seat is taken (5 of 5)" in reason and "contact ops@acme.test" in reason
+    assert text(home_url, "home-seats").endswith("· full")
+    assert text(reverse("members:invitations", args=[world.org.slug]), "seats-full") == reason
+    form = client.get(invite_url).content.decode()
+    assert re.search(r'<button class="btn btn-primary" type="submit" disabled', form)
+    assert "Every seat is taken" in form
+
+
 def test_resending_an_expired_invitation_needs_a_free_seat(world):
     invitation = services.invite_member(
         organization=world.org, email="pat@acme.test", role=Role.MEMBER, actor=world.admin.user,

@@ -10,9 +10,8 @@ from core.emails import absolute_url
 from members import services as member_services
 from members.access import org_view
 from members.forms import add_service_errors
-from members.models import Membership
 from members.policy import can, may_create_organizations
-from members.selectors import admins_of, memberships_of
+from members.selectors import admins_of, memberships_of, seats_of
 from orgs.selectors import default_workspace
 from usage import selectors as usage_selectors
 
@@ -46,7 +45,7 @@ def org_home(request):
     context = {
         "nav": "home",
         "default_workspace": default_workspace(organization),
-        "member_count": Membership.objects.filter(organization=organization).count(),
+        "seats": seats_of(organization),
         "workspace_count": organization.workspaces.filter(archived_at__isnull=True).count(),
         # The guide's "I can't invite a new member": say who can.
         "admins": [] if can(request.membership, "members.manage") else admins_of(organization),
