@@ -80,8 +80,12 @@ ACTIONS: dict[str, str] = {
     "credits.settings_changed": "Changed prepaid credits and auto-recharge",
     "credits.granted": "Granted credits",
     "credits.recharged": "Recharged credits automatically",
-    # usage
+    # usage and prices (price rows are global: their events are in the site's chain)
     "usage.spike_flagged": "Flagged a usage spike",
+    "price.list_loaded": "Loaded a price list",
+    "price.changed": "Changed a model price",
+    "price.deleted": "Deleted a model price",
+    "usage.repriced": "Repriced usage",
 }
 
 SENTENCES: dict[str, str] = {
@@ -145,6 +149,12 @@ SENTENCES: dict[str, str] = {
     "{after[balance_before]})",
     "usage.spike_flagged": "flagged a spike of {after[scope]} on {after[day]}: {after[cost]}, "
     "over {after[factor]} × the 7-day average of {after[average]}",
+    "price.list_loaded": "loaded the price list {after[file]}: {after[created]} prices added, "
+    "{after[updated]} changed, {after[unchanged]} unchanged",
+    "price.changed": "set the price of {target}",
+    "price.deleted": "deleted the price of {target}",
+    "usage.repriced": "repriced the usage of {after[period]} at the prices now on file: "
+    "{after[events]} requests, cost {before[cost]} → {after[cost]}",
 }
 
 # Recorded even when an organization has turned its audit log off: sign-ins and MFA, API keys,
@@ -152,6 +162,7 @@ SENTENCES: dict[str, str] = {
 ALWAYS_RECORDED: tuple[str, ...] = (
     "user.", "apikey.", "member.", "workspace_member.", "org.",
     "billing.", "invoice.", "credits.", "gateway.upstream_", "audit.", "adminkey.",
+    "price.", "usage.repriced",
 )  # fmt: skip
 
 # How stored values read in sentences and diffs.

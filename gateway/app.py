@@ -72,6 +72,7 @@ _RATELIMIT = b"anthropic-ratelimit-"
 _JSON = (b"content-type", b"application/json")
 LIST_PARAMS = frozenset({"limit", "before_id", "after_id"})
 
+NO_COST = pricing.Cost(0)
 stats: Counter[str] = Counter()  # refusals that are not usage events, by reason
 
 
@@ -248,11 +249,11 @@ class Meter:
         if self.emitted or self.organization_id is None:
             return
         self.emitted = True
-        cost = 0
+        cost = NO_COST
         if self.usage and self.model:
             try:
                 await pricing.aensure_loaded()  # a long stream may outlive the table's TTL
-                cost = pricing.price_usage(self.model, self.usage, self.wall)
+                cost = pricing.cost_of(self.model, self.usage, self.wall)
             except Exception:  # pricing must never lose the event
                 logger.exception("Could not price request %s", self.request_id)
         reservation, self.reservation = self.reservation, None
@@ -275,11 +276,16 @@ class Meter:
                 "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
                 "cache_creation_1h_input_tokens": usage.get("cache_creation_1h_input_tokens", 0),
                 "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
+                "web_search_requests": usage.get("web_search_requests", 0),
+                "web_fetch_requests": usage.get("web_fetch_requests", 0),
+                "code_execution_seconds": usage.get("code_execution_seconds", 0),
                 "service_tier": self.service_tier,
-                "cost_micros": cost,
+                "cost_micros": cost.micros,
+                "server_tool_cost_micros": cost.server_tools,
+                "fallback_priced": cost.fallback,
                 "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
             },
-            counters=spend.settlement(reservation, cost),
+            counters=spend.settlement(reservation, cost.micros),
         )
 
 

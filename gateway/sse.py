@@ -54,6 +54,9 @@ USAGE_FIELDS = (
     "cache_read_input_tokens",
 )
 
+# Server tools as `usage.server_tool_use` reports them (code execution where it is reported).
+SERVER_TOOL_FIELDS = ("web_search_requests", "web_fetch_requests", "code_execution_seconds")
+
 
 def take_usage(usage: dict, into: dict[str, int]) -> str | None:
     """Copy Anthropic's token counts from a `usage` object into `into`; return its service tier.
@@ -67,6 +70,12 @@ def take_usage(usage: dict, into: dict[str, int]) -> str | None:
         value = creation.get("ephemeral_1h_input_tokens")
         if _count(value):
             into["cache_creation_1h_input_tokens"] = value
+    tools = usage.get("server_tool_use")  # {"web_search_requests": n, "web_fetch_requests": n}
+    if isinstance(tools, dict):
+        for name in SERVER_TOOL_FIELDS:
+            value = tools.get(name)
+            if _count(value):
+                into[name] = value
     tier = usage.get("service_tier")
     return tier if isinstance(tier, str) and _TIER.fullmatch(tier) else None
 

@@ -1,4 +1,9 @@
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
 from django.db import models
+
+NOT_NEGATIVE = [MinValueValidator(0)]
 
 
 class UsageEvent(models.Model):
@@ -67,15 +72,44 @@ class ModelPrice(models.Model):
 
     model = models.CharField(max_length=128)
     effective_from = models.DateTimeField()
-    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
-    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, validators=NOT_NEGATIVE)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, validators=NOT_NEGATIVE)
     cache_write_per_mtok = models.DecimalField(
-        max_digits=12, decimal_places=6, help_text="5-minute cache writes (1.25 × input)."
+        max_digits=12,
+        decimal_places=6,
+        validators=NOT_NEGATIVE,
+        help_text="5-minute cache writes (1.25 × input).",
     )
     cache_write_1h_per_mtok = models.DecimalField(
-        max_digits=12, decimal_places=6, help_text="1-hour cache writes (2 × input)."
+        max_digits=12,
+        decimal_places=6,
+        validators=NOT_NEGATIVE,
+        help_text="1-hour cache writes (2 × input).",
     )
-    cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_read_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=NOT_NEGATIVE
+    )
+    # Server tools, priced per use as Anthropic prices them (anthropic.com/pricing): web search
+    # $10 per 1,000 searches, web fetch at no charge beyond its tokens, code execution $0.05
+    # per container-hour (the daily free hours are not deducted: usage/pricing.py).
+    web_search_per_1k = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        validators=NOT_NEGATIVE,
+        default=Decimal(10),
+        help_text="Per 1,000 web searches.",
+    )
+    web_fetch_per_1k = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        validators=NOT_NEGATIVE,
+        default=Decimal(0),
+        help_text="Per 1,000 web fetches.",
+    )
+    code_execution_per_hour = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=NOT_NEGATIVE, default=Decimal("0.05"),
+        help_text="Per hour of code execution.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["model", "-effective_from"]

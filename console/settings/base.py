@@ -351,6 +351,9 @@ GATEWAY_AUTH_FAILURE_LIMIT = env.int("GATEWAY_AUTH_FAILURE_LIMIT", default=60)
 GATEWAY_AUTH_FAILURE_WINDOW = env.int("GATEWAY_AUTH_FAILURE_WINDOW", default=60)
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
+# A model without a price row is priced as this model id or family (e.g. "claude-opus-4-1") and
+# flagged on the dashboard; empty: the most expensive price on file. Never $0 (usage/pricing.py).
+USAGE_FALLBACK_PRICE_MODEL = env.str("USAGE_FALLBACK_PRICE_MODEL", default="")
 # Prefix of the gateway's Redis keys (usage stream, spend counters): lets several consoles, or
 # concurrent test runs, share one Redis.
 GATEWAY_REDIS_NAMESPACE = env.str("GATEWAY_REDIS_NAMESPACE", default="")

@@ -33,6 +33,12 @@ Injected behaviour
     An unknown value is a 400 ``invalid_request_error`` so a typo cannot pass silently. Error
     behaviours apply after request validation, so an invalid request is still a 400.
 
+Server tools
+    A request that declares web search (``web_search_*``) or web fetch (``web_fetch_*``) tools
+    gets ``usage.server_tool_use`` (``web_search_requests``, ``web_fetch_requests``): each such
+    tool used ``max_uses`` times (1 without it), in JSON answers and in the stream's
+    ``message_start`` and final ``message_delta``. No tool result blocks are produced.
+
 Process-wide latency
     ``SIM_LATENCY_MS`` (read by :meth:`Simulator.from_env`, default 0) is slept before answering
     every authenticated, valid API request.
@@ -131,6 +137,34 @@ def parse_behavior(spec: str) -> Behavior:
     if error is None and not any(flags.values()) and not any(delays.values()):
         return NORMAL
     return Behavior(error, flags["stream_error"], flags["drop"], delays["slow"], delays["drip"])
+
+
+MAX_SERVER_TOOL_USES = 10
+
+
+def server_tool_use(tools: Any) -> dict[str, int] | None:
+    """`usage.server_tool_use` for the server tools a request declares: each web search tool
+    (`web_search_*`) is used `max_uses` times (1 without it, at most 10), each web fetch tool
+    likewise; None when the request declares neither (the field is then left out)."""
+    if not isinstance(tools, list):
+        return None
+    counts = {"web_search_requests": 0, "web_fetch_requests": 0}
+    declared = False
+    for tool in tools:
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str):
+            continue
+        name = (
+            "web_search_requests" if kind.startswith("web_search_")
+            else "web_fetch_requests" if kind.startswith("web_fetch_") else None
+        )  # fmt: skip
+        if name is None:
+            continue
+        declared = True
+        uses = tool.get("max_uses")
+        uses = uses if type(uses) is int and uses >= 1 else 1
+        counts[name] += min(uses, MAX_SERVER_TOOL_USES)
+    return counts if declared else None
 
 
 def magic_behavior(text: str) -> str | None:
@@ -553,6 +587,9 @@ class Simulator:
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
+        tool_use = server_tool_use(body.get("tools"))
+        if tool_use is not None:
+            usage["server_tool_use"] = tool_use
         limits = rate_limit_headers(measure.total_tokens, output_tokens)
         message_id = "msg_sim_" + serial
 
@@ -608,6 +645,7 @@ class Simulator:
                         "cache_creation_input_tokens": created,
                         "cache_read_input_tokens": read,
                         "output_tokens": output_tokens,
+                        **({"server_tool_use": tool_use} if tool_use is not None else {}),
                     },
                 },
             )
