@@ -8,7 +8,29 @@ from members.models import Membership
 from members.selectors import workspaces_for
 from orgs.models import Workspace
 
+from . import selectors
 from .services import ARCHIVED_WORKSPACE_MESSAGE, NAME_MAX_LENGTH, ROTATION_OVERLAPS
+
+
+class DuplicateNameCheck:
+    """A warning, not a refusal: the form is shown again once, saying which key has the name;
+    submitting it again (the hidden field now set) goes ahead."""
+
+    def check_duplicate_name(self, membership: Membership, exclude=None) -> None:
+        name = self.cleaned_data.get("name")
+        if not name or self.cleaned_data.get("same_name_ok"):
+            return
+        twin = selectors.same_named_keys(membership, name, exclude=exclude).first()
+        if twin is None:
+            return
+        self.data = self.data.copy()
+        self.data["same_name_ok"] = "1"
+        self.add_error(
+            "name",
+            f"You already have a working key named {twin.name} ({twin.display}, workspace "
+            f"{twin.workspace.name}). Two keys of one name are hard to tell apart: choose "
+            "another name, or submit again to keep this one.",
+        )
 
 
 class KeyNameField(forms.CharField):
@@ -58,8 +80,9 @@ def new_form_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class KeyCreateForm(forms.Form):
+class KeyCreateForm(DuplicateNameCheck, forms.Form):
     form_token = OneTimeTokenField()
+    same_name_ok = forms.BooleanField(required=False, widget=forms.HiddenInput)
     name = KeyNameField()
     workspace = KeyWorkspaceField()
     expires_on = forms.DateField(
@@ -71,6 +94,7 @@ class KeyCreateForm(forms.Form):
 
     def __init__(self, *args, membership: Membership, **kwargs):
         super().__init__(*args, **kwargs)
+        self.membership = membership
         workspaces = workspaces_for(membership).order_by("-is_default", "name")
         self.fields["workspace"].queryset = workspaces
         self.fields["workspace"].organization_id = membership.organization_id
@@ -91,11 +115,25 @@ class KeyCreateForm(forms.Form):
             raise ValidationError(
                 "This form was out of date. Check the details and click Create Key again."
             )
+        self.check_duplicate_name(self.membership)
         return cleaned
 
 
-class KeyRenameForm(forms.Form):
+class KeyRenameForm(DuplicateNameCheck, forms.Form):
+    same_name_ok = forms.BooleanField(required=False, widget=forms.HiddenInput)
     name = KeyNameField()
+
+    def __init__(self, *args, key, membership: Membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.key, self.membership = key, membership
+
+    def clean(self):
+        cleaned = super().clean()
+        if (cleaned.get("name") or "").strip().lower() != self.key.name.lower():
+            # The key's owner's keys: an Admin renaming a member's key checks the member's.
+            owner = Membership(organization_id=self.key.organization_id, user_id=self.key.owner_id)
+            self.check_duplicate_name(owner, exclude=self.key)
+        return cleaned
 
 
 OVERLAP_LABELS = {

@@ -24,7 +24,41 @@ def keys_visible_to(membership: Membership) -> QuerySet[ApiKey]:
 
 
 def keys_for_list(membership: Membership) -> QuerySet[ApiKey]:
-    return keys_visible_to(membership).select_related("workspace", "owner")
+    # replaced_by and replaces: a rotated key's row names its successor and the other way round.
+    return keys_visible_to(membership).select_related(
+        "workspace", "owner", "replaced_by", "replaces"
+    )
+
+
+def key_made_by_form(membership: Membership, form_token: str | None) -> ApiKey | None:
+    """The key a Create Key form with this one-time token made already, if it did."""
+    if not form_token:
+        return None
+    return (
+        ApiKey.objects.filter(form_token=form_token, organization_id=membership.organization_id)
+        .select_related("workspace", "owner")
+        .first()
+    )
+
+
+def same_named_keys(
+    membership: Membership, name: str, *, exclude: ApiKey | None = None
+) -> QuerySet[ApiKey]:
+    """The member's own working keys called `name` (any case), not rotated: a second key of
+    that name would be hard to tell apart. A rotated key and its successor share their name
+    on purpose, and their rows link them."""
+    keys = with_status(
+        ApiKey.objects.filter(
+            organization_id=membership.organization_id,
+            owner_id=membership.user_id,
+            name__iexact=name.strip(),
+            replaced_by__isnull=True,
+        ),
+        KeyStatus.ACTIVE,
+    )
+    if exclude is not None:
+        keys = keys.exclude(pk=exclude.pk)
+    return keys
 
 
 def with_status(keys: QuerySet[ApiKey], status: str, now: dt.datetime | None = None):

@@ -161,13 +161,7 @@ def create_api_key(
 
 
 def _raise_if_created_by(form_token: str | None, membership: Membership) -> None:
-    if not form_token:
-        return
-    existing = (
-        ApiKey.objects.filter(form_token=form_token, organization_id=membership.organization_id)
-        .select_related("workspace", "owner")
-        .first()
-    )
+    existing = selectors.key_made_by_form(membership, form_token)
     if existing is not None:
         raise KeyAlreadyCreated(existing)
 

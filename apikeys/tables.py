@@ -1,6 +1,8 @@
+import datetime as dt
+
 import django_tables2 as tables
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.columns import WhenColumn, table_zone
 from core.templatetags.when import when as when_html
@@ -63,7 +65,7 @@ class ApiKeyTable(tables.Table):
             status.label,
         )
         if status != KeyStatus.REVOKED:
-            return badge
+            return format_html("{}{}", badge, self._rotation_note(record, status))
         return format_html(
             '{}<div class="small text-body-secondary" data-testid="revoked-by">{}{}{}</div>',
             badge,
@@ -74,6 +76,48 @@ class ApiKeyTable(tables.Table):
 
     def value_status(self, record):
         return record.status_at(self.now)
+
+    def _rotation_note(self, record, status):
+        """Keys of one rotation name each other: "rotated → csk_…, this one expires in 23 h" on the
+        old key's row, "rotated from csk_…, old one expires in 23 h" on the new one's."""
+        notes = []
+        if record.replaced_by_id is not None:
+            ends = (
+                f"this one expires in {time_left(record.expires_at - self.now)}"
+                if status == KeyStatus.ACTIVE
+                else "this one has expired"
+            )
+            notes.append(
+                format_html("rotated → <code>{}</code>, {}", record.replaced_by.display, ends)
+            )
+        # None when no key was rotated into this one (the reverse accessor's AttributeError).
+        replaced = getattr(record, "replaces", None)
+        if replaced is not None:
+            still = replaced.status_at(self.now) == KeyStatus.ACTIVE
+            notes.append(
+                format_html(
+                    "rotated from <code>{}</code>, {}",
+                    replaced.display,
+                    f"old one expires in {time_left(replaced.expires_at - self.now)}"
+                    if still and replaced.expires_at
+                    else "old one has expired",
+                )
+            )
+        return format_html_join(
+            "",
+            '<div class="small text-body-secondary" data-testid="rotation">{}</div>',
+            ((note,) for note in notes),
+        )
+
+
+def time_left(delta: dt.timedelta) -> str:
+    """ "23 h", "45 min", "6 days": how long a rotated key keeps working, roughly."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
 
 
 class AdminKeyTable(tables.Table):

@@ -70,6 +70,12 @@ def _shown_already(request, key: ApiKey, *, rotated_from: ApiKey | None = None):
 @sensitive_variables()  # error reports hide every local below: the key passes through many
 @org_view("apikeys.create")
 def key_create(request):
+    if request.method == "POST":
+        # Checked before the form: what the form would say now (a duplicate name, a workspace
+        # archived since) is not news to someone who reloads the page that showed their key.
+        made = selectors.key_made_by_form(request.membership, request.POST.get("form_token"))
+        if made is not None:
+            return _shown_already(request, made)
     form = KeyCreateForm(request.POST or None, membership=request.membership)
     if request.method == "POST" and form.is_valid():
         try:
@@ -93,7 +99,9 @@ def key_create(request):
 @org_view("apikeys.view")
 def key_rename(request, key_id: int):
     key = _key_to_manage(request, key_id)
-    form = KeyRenameForm(request.POST or None, initial={"name": key.name})
+    form = KeyRenameForm(
+        request.POST or None, initial={"name": key.name}, key=key, membership=request.membership
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.rename_api_key(key=key, name=form.cleaned_data["name"], actor=request.user)

@@ -597,6 +597,49 @@ def test_rotation_keeps_the_old_key_working_for_the_overlap(client, world):
     assert rotated.after["replaced_by"] == new.key.display
 
 
+def test_both_rows_of_a_rotation_name_each_other_and_the_time_left(client, world):
+    old = issue(world.member, name="Production").key
+    new = services.rotate_api_key(key=old, overlap=dt.timedelta(hours=24), actor=None).key
+    client.force_login(world.member.user)
+    page = client.get(url("list", world)).content.decode()
+    notes = [
+        " ".join(re.sub(r"<[^>]+>", "", note).split())
+        for note in re.findall(r'data-testid="rotation">(.*?)</div>', page, re.S)
+    ]
+    # Newest first: the new key's row, then the old one's.
+    assert notes == [
+        f"rotated from {old.display}, old one expires in 23 h",
+        f"rotated → {new.display}, this one expires in 23 h",
+    ]
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now())
+    page = client.get(url("list", world)).content.decode()
+    assert "old one has expired" in page and "this one has expired" in page
+
+
+def test_a_second_key_of_the_same_name_is_warned_about_once(client, world):
+    first = issue(world.member, name="Production").key
+    client.force_login(world.member.user)
+    values = {"name": "production ", "workspace": world.workspace.pk}
+    response = post_create(client, world, values)
+    assert response.status_code == 200
+    [warning] = response.context["form"].errors["name"]
+    assert f"You already have a working key named Production ({first.display}" in warning
+    assert ApiKey.objects.count() == 1
+    # Submitted again as shown (the warning acknowledged), it goes ahead.
+    again = {**response.context["form"].data.dict()}
+    assert again["same_name_ok"] == "1"
+    assert client.post(url("create", world), again).context["issued"].key.name == "production"
+    # Renaming onto a working key's name warns the same way; a revoked key's name is free.
+    other = issue(world.member, name="Staging").key
+    response = client.post(url("rename", world, other.pk), {"name": "Production"})
+    assert "You already have a working key named" in response.content.decode()
+    services.revoke_api_key(key=first, actor=None)
+    services.revoke_api_key(key=ApiKey.objects.get(name="production"), actor=None)
+    response = client.post(url("rename", world, other.pk), {"name": "Production"})
+    assert response.status_code == 302
+    assert ApiKey.objects.get(pk=other.pk).name == "Production"
+
+
 def test_rotation_with_no_overlap_expires_the_old_key_at_once(world):
     old = issue(world.member)
     new = services.rotate_api_key(key=old.key, overlap=dt.timedelta(0), actor=None)
