@@ -30,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "user.mfa_added": "Added an MFA authenticator",
     "user.mfa_removed": "Removed an MFA authenticator",
     "user.mfa_reset": "Regenerated MFA recovery codes",
+    "user.notifications_changed": "Changed their email notifications",
     # organizations and workspaces
     "org.created": "Created the organization",
     "org.settings_changed": "Changed organization settings",
@@ -98,6 +99,7 @@ SENTENCES: dict[str, str] = {
     "user.mfa_added": "added a {after[type]} authenticator",
     "user.mfa_removed": "removed a {after[type]} authenticator",
     "user.mfa_reset": "regenerated their MFA {after[type]}",
+    "user.notifications_changed": "turned the weekly usage digest {after[weekly_digest]}",
     "org.created": "created the organization {after[name]} (/o/{after[slug]}/)",
     "org.settings_changed": "changed the settings of {target}",
     "workspace.created": "created workspace {target}",
@@ -169,6 +171,7 @@ ALWAYS_RECORDED: tuple[str, ...] = (
 VALUE_LABELS: dict[str, dict[Any, str]] = {
     "role": {"admin": "Admin", "member": "Member", "billing": "Billing-only"},
     "type": {"totp": "TOTP", "recovery_codes": "recovery codes", "webauthn": "security key"},
+    "weekly_digest": {True: "on", False: "off"},
 }
 FIELD_LABELS: dict[str, str] = {
     "require_mfa": "Require two-factor authentication",
@@ -186,6 +189,7 @@ FIELD_LABELS: dict[str, str] = {
     "base_url": "Base URL",
     "api_key": "API key",
     "api_keys_revoked": "API keys revoked",
+    "weekly_digest": "Weekly usage digest",
 }
 # What a target type is called ("<app>.<model>", as stored in AuditEvent.target_type).
 TARGET_TYPES: dict[str, str] = {

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from . import health
-from .views import audit, organizations, site, workspaces
+from .views import audit, organizations, profile, site, workspaces
 from .views import settings as settings_views
 
 # The Django admin signs in through allauth (rate limits, MFA) rather than its own form.
@@ -43,6 +43,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("orgs/new/", organizations.org_create, name="org_create"),
+    path("profile/", profile.profile, name="profile"),
     path("invitations/", include("members.invitation_urls")),
     path("o/<slug:slug>/", include(org_patterns)),
     path("accounts/", include("allauth.urls")),

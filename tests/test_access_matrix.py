@@ -74,7 +74,7 @@ ORG_PAGES: dict[str, set[str]] = {
     "gateway:override_remove": {ADMIN},
 }
 # Pages for any signed-in user, outside an organization.
-ACCOUNT_PAGES = {"home", "org_create"}
+ACCOUNT_PAGES = {"home", "org_create", "profile"}
 # Pages anyone may open.
 PUBLIC_PAGES = {"healthz"}
 # Operations endpoints (console/health.py): /readyz answers anyone (200 or a 503 naming the

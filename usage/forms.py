@@ -191,3 +191,14 @@ def period_dates(period: str, today: dt.date) -> tuple[dt.date, dt.date]:
         last = today.replace(day=1) - dt.timedelta(days=1)
         return last.replace(day=1), last
     return today - dt.timedelta(days=6), today
+
+
+class NotificationPreferenceForm(forms.Form):
+    """A person's usage emails (their profile page)."""
+
+    weekly_digest = forms.BooleanField(
+        required=False,
+        label="Weekly usage digest",
+        help_text="Every Monday morning, last week's usage of each organization where you are an "
+        "Admin or Billing member, by workspace and model, with the CSV attached.",
+    )

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -259,3 +260,68 @@ class UsageSpike(models.Model):
         return (Decimal(self.cost_micros) / Decimal(self.baseline_micros)).quantize(
             Decimal("0.1"), rounding=ROUND_HALF_UP
         )
+
+
+class UsageDigest(models.Model):
+    """The weekly digest of one organization for one week (Monday to Sunday in its zone).
+
+    The row is the claim (unique per organization and week, inserted with ON CONFLICT DO
+    NOTHING): whichever beat or worker process inserts it creates the deliveries, one per
+    recipient, and the week's digest is never claimed again (usage/digest.py)."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="usage_digests"
+    )
+    week_start = models.DateField(help_text="The Monday of the week, in the organization's zone.")
+    claimed_at = models.DateTimeField()
+    cost_micros = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-week_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "week_start"], name="usage_digest_once_per_week"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} week of {self.week_start}"
+
+
+class DigestDelivery(models.Model):
+    """The weekly digest to one person: sent under a row lock, retried until the mail server
+    takes it (`sent_at`)."""
+
+    digest = models.ForeignKey(UsageDigest, on_delete=models.CASCADE, related_name="deliveries")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    email = models.EmailField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["digest", "email"], name="digest_delivery_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.digest} to {self.email}"
+
+
+class NotificationPreference(models.Model):
+    """A person's choices about the usage emails they receive (their profile page). No row:
+    the defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_notifications"
+    )
+    weekly_digest = models.BooleanField(
+        default=True,
+        help_text="Every Monday, last week's usage of the organizations where you are an Admin "
+        "or Billing member, with the CSV attached.",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: digest {'on' if self.weekly_digest else 'off'}"

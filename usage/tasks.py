@@ -55,3 +55,13 @@ def detect_usage_spikes() -> int:
     from . import spikes
 
     return len(spikes.detect_spikes())
+
+
+@shared_task
+def send_weekly_usage_digests() -> int:
+    """The weekly digest of every organization whose Monday morning it is (its own zone), once
+    a week (usage/digest.py). Hourly, so every zone's Monday 07:00 is met; unsent deliveries
+    are retried by the next run."""
+    from . import digest
+
+    return len(digest.send_weekly_digests())

@@ -283,6 +283,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.detect_usage_spikes",
         "schedule": crontab(minute=20),
     },
+    # The weekly digest: Monday from 07:00 in each organization's zone, claimed once a week.
+    "usage-weekly-digests": {
+        "task": "usage.tasks.send_weekly_usage_digests",
+        "schedule": crontab(minute=5),
+    },
 }
 
 # Console behaviour.
