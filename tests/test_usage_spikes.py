@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import connections
+from django.utils import timezone
 
 from apikeys.services import create_api_key
 from audit.models import AuditEvent
@@ -206,3 +207,32 @@ def test_a_member_sees_the_spikes_of_their_own_keys_only(world):
     assert seen["admin"] == seen["billing"] == {0, own.pk, other.pk}
     assert seen["member"] == {own.pk}
     assert spikes.recent_spikes(world.outsider, today=DAY) == []
+
+
+def test_the_usage_page_shows_the_spikes_each_person_may_see(world, client_for):
+    # The page shows the last 14 days' spikes as of today: yesterday's, by the real clock.
+    now = timezone.now()
+    day = now.date() - dt.timedelta(days=1)
+    own = key_of(world.member, world.workspace, "mine")
+    for back in range(1, 8):
+        daily_usage(world.org, day - dt.timedelta(days=back), 1 * DOLLAR, api_key_id=own.pk)
+    daily_usage(world.org, day, 10 * DOLLAR, api_key_id=own.pk)
+    spikes.detect_spikes(now=now)
+    assert UsageSpike.objects.count() == 2  # the organization and the key
+
+    def notices(membership):
+        page = client_for(membership).get(f"/o/{world.org.slug}/usage/?start={day}&end={day}")
+        assert page.status_code == 200
+        html = page.content.decode()
+        return [part.split("</div>")[0] for part in html.split('data-testid="usage-notice">')[1:]]
+
+    admin_notices = notices(world.admin)
+    assert len(admin_notices) == 2
+    assert f"Usage spike on {day:%a %-d %b}:" in admin_notices[0]
+    assert (
+        "the organization cost $10.00, 10.0 × its 7-day average of $1.00 a day"
+        in (admin_notices[0])
+    )
+    assert f'href="?start={day}&amp;end={day}&amp;key={own.pk}"' in admin_notices[1]
+    member_notices = notices(world.member)
+    assert len(member_notices) == 1 and "API key mine" in member_notices[0]

@@ -18,41 +18,23 @@ any usage sends nothing.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
-from collections import defaultdict
-from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from core import emails
-from orgs.models import Organization, Workspace
+from orgs.models import Organization
 
-from .models import DigestDelivery, NotificationPreference, UsageDaily, UsageDigest
+from . import export, selectors
+from .models import DigestDelivery, NotificationPreference, UsageDigest
 from .spikes import dollars
 
 logger = logging.getLogger(__name__)
 
 SEND_FROM_HOUR = 7  # "Monday morning": from 07:00 in the organization's zone
 MAX_ATTEMPTS = 24
-CSV_HEADER = (
-    "period_start", "workspace", "api_key_name", "api_key_prefix", "model", "source",
-    "requests", "errors", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-    "cache_read_input_tokens", "cost_usd",
-)  # fmt: skip
-COUNTERS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "cost_micros",
-)
 
 
 def week_due(organization: Organization, now: dt.datetime) -> dt.date | None:
@@ -101,31 +83,22 @@ def recipients(organization: Organization) -> list[tuple[int, str]]:
     )
 
 
-def week_rows(organization_id: int, week_start: dt.date):
-    return UsageDaily.objects.filter(
-        organization_id=organization_id,
-        day__gte=week_start,
-        day__lt=week_start + dt.timedelta(days=7),
-    )
-
-
 @transaction.atomic
 def claim(organization: Organization, week_start: dt.date, *, now: dt.datetime) -> int | None:
     """Insert the week's digest row and its deliveries unless the row exists."""
-    cost = week_rows(organization.pk, week_start).aggregate(c=Sum("cost_micros"))["c"]
-    requests = week_rows(organization.pk, week_start).aggregate(r=Sum("requests"))["r"]
+    totals = selectors.totals(week_scope(organization, week_start))
     table = UsageDigest._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (organization_id, week_start, claimed_at, cost_micros) "  # noqa: S608
             "VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (organization_id, week_start) DO NOTHING RETURNING id",
-            [organization.pk, week_start, now, cost or 0],
+            [organization.pk, week_start, now, totals.cost_micros],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    if requests:  # a week without usage: the claim stands, nobody is written to
+    if totals.requests:  # a week without usage: the claim stands, nobody is written to
         DigestDelivery.objects.bulk_create(
             [
                 DigestDelivery(digest_id=row[0], user_id=user_id, email=email)
@@ -178,94 +151,35 @@ def wants_digest(user_id: int) -> bool:
     return preference is None or preference.weekly_digest
 
 
-# -- what the digest says ------------------------------------------------------------------------
+# -- what the digest says: the dashboard's selectors and the usage export's CSV ---------------
 
 
-def _names(organization_id: int, rows: list[dict]) -> tuple[dict, dict]:
-    from apikeys.models import ApiKey
-
-    workspace_ids = {r["workspace_id"] for r in rows if r["workspace_id"]}
-    key_ids = {r["api_key_id"] for r in rows if r.get("api_key_id")}
-    workspaces = dict(
-        Workspace.objects.filter(organization_id=organization_id, pk__in=workspace_ids).values_list(
-            "pk", "name"
-        )
+def week_scope(organization: Organization, week_start: dt.date) -> selectors.UsageScope:
+    return selectors.UsageScope(
+        organization=organization, start=week_start, end=week_start + dt.timedelta(days=6)
     )
-    keys = {
-        pk: (name, prefix)
-        for pk, name, prefix in ApiKey.objects.filter(
-            organization_id=organization_id, pk__in=key_ids
-        ).values_list("pk", "name", "prefix")
-    }
-    return workspaces, keys
 
 
-def cost_usd(micros: int) -> str:
-    return f"{Decimal(micros) / 1_000_000:.6f}"
+def week_csv(organization: Organization, week_start: dt.date) -> str:
+    """The week's usage by day, exactly as the usage page's CSV export (by day) writes it."""
+    return "".join(export.rows(week_scope(organization, week_start), "day", organization))
 
 
-def week_csv(organization_id: int, week_start: dt.date) -> str:
-    """The week's usage by day, as the usage export writes it (one row per day × workspace ×
-    key × model × source)."""
-    rows = list(
-        week_rows(organization_id, week_start)
-        .order_by("day", "workspace_id", "api_key_id", "model", "source")
-        .values("day", "workspace_id", "api_key_id", "model", "source", *COUNTERS)
-    )
-    workspaces, keys = _names(organization_id, rows)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in rows:
-        key_name, key_prefix = keys.get(row["api_key_id"], ("", ""))
-        writer.writerow(
-            [
-                row["day"].isoformat(),
-                workspaces.get(row["workspace_id"], ""),
-                key_name,
-                key_prefix,
-                row["model"],
-                row["source"],
-                *(row[name] for name in COUNTERS[:-1]),
-                cost_usd(row["cost_micros"]),
-            ]
-        )
-    return out.getvalue()
+def _lines(rows: list[dict]) -> list[dict]:
+    return [{**row, "cost": dollars(row["cost_micros"])} for row in rows]
 
 
-def _grouped(rows: list[dict], name_of) -> list[dict]:
-    groups: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-    for row in rows:
-        group = groups[name_of(row)]
-        for counter in COUNTERS:
-            group[counter] += row[counter]
-    ordered = sorted(groups.items(), key=lambda item: (-item[1]["cost_micros"], item[0]))
-    return [
-        {"name": name, **totals, "cost": dollars(totals["cost_micros"])} for name, totals in ordered
-    ]
-
-
-def summary(organization_id: int, week_start: dt.date) -> dict:
-    rows = list(
-        week_rows(organization_id, week_start)
-        .values("workspace_id", "model")
-        .annotate(**{counter: Sum(counter) for counter in COUNTERS})
-    )
-    workspaces, _ = _names(organization_id, rows)
-    totals = {counter: sum(row[counter] for row in rows) for counter in COUNTERS}
-    previous = (
-        week_rows(organization_id, week_start - dt.timedelta(days=7)).aggregate(
-            c=Sum("cost_micros")
-        )["c"]
-        or 0
-    )
+def summary(organization: Organization, week_start: dt.date) -> dict:
+    scope = week_scope(organization, week_start)
+    names = selectors.Names.of(organization)
+    totals = selectors.totals(scope)
+    previous = selectors.totals(week_scope(organization, week_start - dt.timedelta(days=7)))
     return {
-        "totals": {**totals, "cost": dollars(totals["cost_micros"])},
-        "previous_cost": dollars(previous),
-        "by_workspace": _grouped(
-            rows, lambda r: workspaces.get(r["workspace_id"], "(no workspace)")
-        ),
-        "by_model": _grouped(rows, lambda r: r["model"] or "(unknown model)"),
+        "totals": totals,
+        "cost": dollars(totals.cost_micros),
+        "previous_cost": dollars(previous.cost_micros),
+        "by_workspace": _lines(selectors.breakdown(scope, "workspace", names)),
+        "by_model": _lines(selectors.breakdown(scope, "model", names)),
     }
 
 
@@ -275,14 +189,14 @@ def build_message(digest: UsageDigest, email: str):
     context = {
         "organization": organization,
         "week": f"{digest.week_start:%-d %b} – {week_end:%-d %b %Y}",
-        "usage_path": f"/o/{organization.slug}/usage/",
+        "usage_path": f"/o/{organization.slug}/usage/?start={digest.week_start}&end={week_end}",
         "profile_path": "/profile/",
-        **summary(organization.pk, digest.week_start),
+        **summary(organization, digest.week_start),
     }
     filename = f"usage-{organization.slug}-{digest.week_start.isoformat()}.csv"
     return emails.make_message(
         "usage-weekly-digest",
         email,
         context,
-        attachments=[(filename, week_csv(organization.pk, digest.week_start), "text/csv")],
+        attachments=[(filename, week_csv(organization, digest.week_start), "text/csv")],
     )

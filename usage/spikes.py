@@ -254,3 +254,25 @@ def recent_spikes(membership, *, days: int = 14, today: dt.date | None = None):
         own = ApiKey.objects.filter(organization=organization, owner_id=membership.user_id)
         spikes = spikes.filter(api_key_id__in=list(own.values_list("pk", flat=True)))
     return list(spikes.order_by("-day", "api_key_id")[:20])
+
+
+def notices_for(membership, *, today: dt.date | None = None) -> list[dict]:
+    """The usage page's notices (templates/usage/_notices.html) for the recent spikes that
+    `membership` may see, each linking to its day (and key) on the dashboard."""
+    notices = []
+    for spike in recent_spikes(membership, today=today):
+        query = f"?start={spike.day.isoformat()}&end={spike.day.isoformat()}"
+        if spike.api_key_id > 0:
+            query += f"&key={spike.api_key_id}"
+        notices.append(
+            {
+                "level": "warning",
+                "title": f"Usage spike on {spike.day:%a %-d %b}:",
+                "text": f"{spike.scope_label} cost {dollars(spike.cost_micros)}, "
+                f"{spike.ratio} × its 7-day average of {dollars(spike.baseline_micros)} a day "
+                f"(flagged above {spike.factor.normalize()} ×).",
+                "url": query,
+                "link": "Show that day",
+            }
+        )
+    return notices

@@ -10,7 +10,7 @@ from django_tables2 import RequestConfig
 from members.access import org_view
 from members.policy import can
 
-from . import chart, export, selectors
+from . import chart, export, selectors, spikes
 from .forms import UsageFilterForm
 from .tables import BreakdownTable
 
@@ -37,9 +37,9 @@ def overview(request):
         "nav": "usage",
         "scope_label": "organization" if can(request.membership, "usage.view_all") else "own",
         "form": form,
-        # Others (spikes) add notices here: dicts with "level" (Bootstrap alert colour),
-        # "title" and "text"; templates/usage/_notices.html shows them.
-        "notices": [],
+        # Dicts with "level" (Bootstrap alert colour), "title" and "text"; shown by
+        # templates/usage/_notices.html. Spikes (usage/spikes.py) are the first.
+        "notices": spikes.notices_for(request.membership),
         "group": form.choice("group", "key"),
         "metric": form.choice("metric", "cost"),
         "largest_by": form.choice("largest", "cost"),
