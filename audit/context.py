@@ -31,6 +31,16 @@ def origin_from_request(request) -> RequestOrigin:
     )
 
 
+@contextmanager
+def request_origin(origin: RequestOrigin):
+    """The origin of a request served outside Django's middleware (the Admin API)."""
+    token = _current_origin.set(origin)
+    try:
+        yield
+    finally:
+        _current_origin.reset(token)
+
+
 class AuditOriginMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

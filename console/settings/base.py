@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "usage",
     "billing",
     "gateway",
+    "adminapi",
     "console",
 ]
 
@@ -331,6 +332,9 @@ GATEWAY_DEFAULT_UPSTREAM_KEY = env.str("GATEWAY_DEFAULT_UPSTREAM_KEY", default="
 # default upstream (the operator's key), unless an operator raises it for that organization in
 # the Django admin (Billing → Shared upstream allowances). Empty: no such cap.
 GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP = env.str("GATEWAY_DEFAULT_UPSTREAM_MONTHLY_CAP", default="")
+# Threads per web process serving the Admin API (/v1/organizations/...; adminapi/asgi.py): at
+# most this many admin requests per process at once, each thread keeping its database connection.
+ADMIN_API_THREADS = env.int("ADMIN_API_THREADS", default=4)
 # Who charges payment methods (credit recharges): a dotted path to a class with `charge(...)`
 # (billing/payments.py). The built-in one records pending charges for finance to collect.
 BILLING_PAYMENT_PROVIDER = env.str(
