@@ -78,7 +78,7 @@ def setup_org(simulator_url: str) -> tuple[str, int]:
 
 
 def wait_ready(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # two workers start slowly on a loaded machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{proc.args} exited with {proc.returncode}")

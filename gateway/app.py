@@ -52,6 +52,8 @@ from .errors import GatewayError, error_body, rate_limited, sse_error_event
 from .sse import MODEL_ID, StreamUsage, error_type_of, model_of, take_usage
 
 logger = logging.getLogger("gateway")
+# One line per request (console/logformat.py: LOG_FORMAT=json makes the fields keys).
+access_log = logging.getLogger("gateway.requests")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -289,6 +291,25 @@ class Meter:
         )
 
 
+def log_request(scope: Scope, meter: Meter, seconds: float) -> None:
+    """The request's line: ids, never key material (the key's id), path without query."""
+    ms = seconds * 1000
+    access_log.info(
+        "request %s %s %s %d %.1fms org=%s key=%s model=%s%s",
+        meter.request_id, scope["method"], scope["path"], meter.status, ms,
+        meter.organization_id or "-", meter.api_key_id or "-", meter.model or "-",
+        f" error={meter.error_type}" if meter.error_type else "",
+        extra={"fields": {
+            "request_id": meter.request_id, "method": scope["method"], "path": scope["path"],
+            "status": meter.status, "latency_ms": round(ms, 1),
+            "organization_id": meter.organization_id, "workspace_id": meter.workspace_id,
+            "api_key_id": meter.api_key_id, "model": meter.model or None,
+            "stream": meter.stream, "error_type": meter.error_type or None,
+            "upstream_request_id": meter.upstream_request_id or None,
+        }},
+    )  # fmt: skip
+
+
 class ClientHeaders:
     """The request headers the gateway reads, parsed once."""
 
@@ -490,9 +511,10 @@ class Gateway:
                 await meter.emit()
             except Exception:
                 logger.exception("Could not meter request %s", meter.request_id)
-            metrics.observe(
-                meter.endpoint, meter.status, meter.model, time.perf_counter() - meter.started
-            )
+            seconds = time.perf_counter() - meter.started
+            metrics.observe(meter.endpoint, meter.status, meter.model, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                log_request(scope, meter, seconds)
 
     async def handle(self, request: GatewayRequest) -> None:
         """The steps of a request, in order; each raises GatewayError to refuse it."""

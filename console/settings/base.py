@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz, /readyz, /metrics: before the host check and the HTTPS redirect (probes).
     "console.health.HealthEndpointsMiddleware",
+    # One log line per request, with its id (console/request_log.py).
+    "console.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -303,21 +305,45 @@ CONSOLE_DEFAULT_MEMBER_LIMIT = env.int("CONSOLE_DEFAULT_MEMBER_LIMIT", default=5
 CONSOLE_SIGNUP = env.str("CONSOLE_SIGNUP", default="open")
 CONSOLE_SUPPORT_CONTACT = env.str("CONSOLE_SUPPORT_CONTACT", default="your console's operator")
 
+# Logs go to stderr: plain lines, or one JSON object a line with LOG_FORMAT=json (log shippers;
+# console/logformat.py). REQUEST_LOG=false silences the line per request of the console
+# (console.requests) and of the gateway (gateway.requests).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
+REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "console.logformat.JsonFormatter"},
+    },
     "filters": {"redact_invitations": {"()": "console.log_redaction.RedactInvitationTokens"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact_invitations"],  # "Bad Request: /invitations/<token>/"
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        **(
+            {}
+            if REQUEST_LOG
+            else {
+                "console.requests": {"level": "WARNING"},
+                "gateway.requests": {"level": "WARNING"},
+            }
+        ),
+    },
 }
+# Celery workers and beat keep these handlers (and LOG_FORMAT) instead of installing their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CSRF_FAILURE_VIEW = "console.views.site.csrf_failure"
 
 # Gateway (/v1). Upstream keys are encrypted with MultiFernet: comma-separated Fernet keys, newest
