@@ -30,6 +30,8 @@ BODIES = {
         "workspace_role": "workspace_developer",
     },
     "update_workspace_member": lambda o: {"workspace_role": "workspace_developer"},
+    "update_api_key": lambda o: {"name": "Renamed"},
+    "create_api_key": lambda o: {"name": "CI"},
 }
 
 
@@ -38,7 +40,11 @@ def objects_of(world) -> dict[str, str]:
     invitation = Invitation.objects.create(
         organization=world.org, email="invitee@example.com", role=Role.MEMBER, token_hash="1" * 64
     )
+    key = create_api_key(
+        membership=world.member, workspace=world.workspace, name="dev", actor=None
+    ).key
     return {
+        "api_key": ids.encode("api_key", key.pk),
         "user": ids.encode("user", world.member.user_id),
         "invite": ids.encode("invite", invitation.pk),
         "workspace": ids.encode("workspace", world.workspace.pk),
