@@ -83,6 +83,8 @@ ACTIONS: dict[str, str] = {
     "credits.recharged": "Recharged credits automatically",
     # usage and prices (price rows are global: their events are in the site's chain)
     "usage.spike_flagged": "Flagged a usage spike",
+    "usage.import_key_saved": "Saved the Anthropic Admin API key of the usage import",
+    "usage.import_key_removed": "Removed the Anthropic Admin API key of the usage import",
     "price.list_loaded": "Loaded a price list",
     "price.changed": "Changed a model price",
     "price.deleted": "Deleted a model price",
@@ -149,6 +151,8 @@ SENTENCES: dict[str, str] = {
     "credits.granted": "granted {after[amount]} of credits: {after[memo]}",
     "credits.recharged": "recharged credits by {after[amount]} ({target}, balance was "
     "{after[balance_before]})",
+    "usage.import_key_saved": "saved {target} to import usage from Anthropic",
+    "usage.import_key_removed": "removed {target}: usage is no longer imported from Anthropic",
     "usage.spike_flagged": "flagged a spike of {after[scope]} on {after[day]}: {after[cost]}, "
     "over {after[factor]} × the 7-day average of {after[average]}",
     "price.list_loaded": "loaded the price list {after[file]}: {after[created]} prices added, "
@@ -164,6 +168,7 @@ SENTENCES: dict[str, str] = {
 ALWAYS_RECORDED: tuple[str, ...] = (
     "user.", "apikey.", "member.", "workspace_member.", "org.",
     "billing.", "invoice.", "credits.", "gateway.upstream_", "audit.", "adminkey.",
+    "usage.import_key_",
     "price.", "usage.repriced",
 )  # fmt: skip
 
@@ -200,6 +205,7 @@ TARGET_TYPES: dict[str, str] = {
     "apikeys.apikey": "API key",
     "gateway.upstreamconfig": "Upstream configuration",
     "usage.usagespike": "Usage spike",
+    "usage.anthropicusagesource": "Usage import",
 }
 
 # Actions whose sentence a format string cannot say: a function of the event.

@@ -325,3 +325,64 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: digest {'on' if self.weekly_digest else 'off'}"
+
+
+class AnthropicUsageSource(models.Model):
+    """An organization's Anthropic Admin API key, from which usage that did not pass through the
+    gateway is imported (usage/anthropic_import.py). The key is encrypted at rest like the
+    upstream keys (core/crypto.py) and never shown again: only its last four characters.
+
+    `imported_through` is the cursor: the start of the first hour not yet final. Each import
+    re-pulls from a little before it (recent hours grow as Anthropic's report catches up) and
+    replaces what it re-pulls. A refused key or an unreachable API sets `last_error` and backs
+    off (`next_attempt_at`), doubling up to a few hours."""
+
+    organization = models.OneToOneField(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="anthropic_usage_source"
+    )
+    api_key_encrypted = models.TextField()
+    key_last4 = models.CharField(max_length=4)
+    base_url = models.URLField(default="https://api.anthropic.com")
+    created_at = models.DateTimeField(auto_now_add=True)
+    imported_through = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Admin API key …{self.key_last4} of {self.organization_id}"
+
+
+class ImportedName(models.Model):
+    """An Anthropic workspace or API key met by the import, and the id the rollups give it.
+
+    Imported rollups carry `-pk` of these rows as `workspace_id` / `api_key_id`: negative, so
+    they never meet the ids of the console's own workspaces and keys (see decision 0013)."""
+
+    class Kind(models.TextChoices):
+        WORKSPACE = "workspace", "Workspace"
+        API_KEY = "api_key", "API key"
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="imported_names"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    anthropic_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True, default="")
+    hint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "kind", "anthropic_id"], name="imported_name_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.anthropic_id} ({self.name})"
+
+    @property
+    def local_id(self) -> int:
+        return -self.pk

@@ -65,3 +65,20 @@ def send_weekly_usage_digests() -> int:
     from . import digest
 
     return len(digest.send_weekly_digests())
+
+
+@shared_task
+def import_anthropic_usage() -> int:
+    """Every 15 minutes: each organization with an Anthropic Admin API key whose next attempt is
+    due imports its usage (usage/anthropic_import.py); a refused key backs off by itself."""
+    from . import anthropic_import
+
+    return anthropic_import.import_due()
+
+
+@shared_task
+def import_anthropic_usage_now(source_id: int) -> bool:
+    """One organization's import at once (after its key was saved, or "Import now")."""
+    from . import anthropic_import
+
+    return anthropic_import.import_usage(source_id)

@@ -286,6 +286,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.detect_usage_spikes",
         "schedule": crontab(minute=20),
     },
+    # Usage that did not pass through the gateway, from Anthropic's Admin API (decision 0013).
+    "usage-import-anthropic": {
+        "task": "usage.tasks.import_anthropic_usage",
+        "schedule": crontab(minute="*/15"),
+    },
     # The weekly digest: Monday from 07:00 in each organization's zone, claimed once a week.
     "usage-weekly-digests": {
         "task": "usage.tasks.send_weekly_usage_digests",
@@ -303,6 +308,8 @@ CONSOLE_DEFAULT_MEMBER_LIMIT = env.int("CONSOLE_DEFAULT_MEMBER_LIMIT", default=5
 # "invite" (production's default): only addresses with a pending invitation sign up, and only
 # site operators create organizations (`manage.py create_organization`, or staff in the UI).
 CONSOLE_SIGNUP = env.str("CONSOLE_SIGNUP", default="open")
+# Where the usage import reads Anthropic's Admin API (the simulator's address in tests and demos).
+USAGE_IMPORT_BASE_URL = env.str("USAGE_IMPORT_BASE_URL", default="https://api.anthropic.com")
 CONSOLE_SUPPORT_CONTACT = env.str("CONSOLE_SUPPORT_CONTACT", default="your console's operator")
 
 # Logs go to stderr: plain lines, or one JSON object a line with LOG_FORMAT=json (log shippers;

@@ -3,7 +3,9 @@
 Endpoints
     ``POST /v1/messages`` (JSON, or SSE with ``"stream": true``),
     ``POST /v1/messages/count_tokens``, ``GET /v1/models``, ``GET /v1/models/{id}`` (aliases
-    resolve), and ``GET /healthz`` (no auth, for readiness probes). Anything else is a 404
+    resolve), the Admin API's usage report and key and workspace lists (Admin keys only; see
+    :mod:`gateway.simulator.admin_report`), and ``GET /healthz`` (no auth, for readiness
+    probes). Anything else is a 404
     ``not_found_error``.
 
 Auth
@@ -60,7 +62,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from . import catalog
+from . import admin_report, catalog
 from ._json import JSONDecodeError, dumps, loads
 from .tokens import PromptCacheLedger, last_user_text, measure_input, plan_output, words
 
@@ -441,6 +443,8 @@ class Simulator:
             route = "models"
         elif method == "GET" and path.startswith("/v1/models/"):
             route = "model"
+        elif method == "GET" and path in admin_report.ROUTES:
+            route = "admin"
         elif method == "GET" and path == "/healthz":
             await send_json(send, 200, _HEALTH, rid)
             return
@@ -450,8 +454,10 @@ class Simulator:
 
         authenticated = False
         behavior_header: str | None = None
+        api_key = b""
         for name, value in scope["headers"]:
             if name == b"x-api-key":
+                api_key = value.strip()
                 authenticated = authenticated or bool(value.strip())
             elif name == b"authorization":
                 if value[:7].lower() == b"bearer " and value[7:].strip():
@@ -462,7 +468,9 @@ class Simulator:
             await send_error(send, 401, "authentication_error", "invalid x-api-key", rid)
             return
 
-        if route in ("messages", "count_tokens"):
+        if route == "admin":
+            await self.admin(scope, send, rid, api_key.decode("latin-1"))
+        elif route in ("messages", "count_tokens"):
             await self.messages(receive, send, rid, serial, behavior_header, route == "messages")
         else:
             await self.models(scope, send, rid, behavior_header, route == "models")
@@ -480,6 +488,20 @@ class Simulator:
             extra = [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS), *rate_limit_headers(0, 0, True)]
         await send_error(send, status, error_type, message, rid, extra, behavior.drop)
         return True
+
+    async def admin(self, scope: Scope, send: Send, rid: bytes, api_key: str) -> None:
+        """The Admin API's usage report and names (gateway/simulator/admin_report.py)."""
+        if not admin_report.is_admin_key(api_key):
+            message = "invalid x-api-key: this endpoint needs an Admin API key (sk-ant-admin…)"
+            await send_error(send, 401, "authentication_error", message, rid)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            body = admin_report.ROUTES[scope["path"]](query)
+        except admin_report.BadRequest as exc:
+            await send_error(send, 400, "invalid_request_error", str(exc), rid)
+            return
+        await send_json(send, 200, dumps(body), rid)
 
     async def models(
         self, scope: Scope, send: Send, rid: bytes, behavior_header: str | None, listing: bool
