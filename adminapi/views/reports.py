@@ -83,7 +83,6 @@ class ReportParams(BaseModel):
         return value
 
 
-
 class UsageReportParams(ReportParams):
     bucket_width: Literal["1m", "1h", "1d"] = "1d"
     group_by: list[Literal["api_key_id", "workspace_id", "model"]] = Field(default_factory=list)
