@@ -6,10 +6,9 @@ covered by construction. Expectations are written from the guide's role table, i
 of the policy module they check.
 """
 
-import re
-
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+
+from .console_urls import CONSOLE_URLS, PARAM, THIRD_PARTY_MODULES, THIRD_PARTY_NAMESPACES
 
 ADMIN, MEMBER, BILLING = "admin", "member", "billing"
 EVERYONE = {ADMIN, MEMBER, BILLING}
@@ -86,35 +85,10 @@ OPERATIONS_PAGES = {"readyz": {200, 503}, "metrics": {403}}
 # and for a browser with no invitation in progress (accept). The whole flow is in
 # tests/test_members_invitations.py.
 INVITATION_PAGES: dict[str, int] = {"invitations:open": 400, "invitations:accept": 200}
-# Third-party URLs with their own access rules: allauth's sign-in pages, and the Django admin
-# (staff only, signing in through allauth; see test_accounts).
-THIRD_PARTY_MODULES = ("allauth.",)
-THIRD_PARTY_NAMESPACES = ("admin:",)
-
-
-def _walk(patterns, prefix="", namespace=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            ns = namespace
-            if entry.namespace:
-                ns = f"{namespace}{entry.namespace}:"
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
-        elif isinstance(entry, URLPattern):
-            yield namespace + (entry.name or ""), prefix + str(entry.pattern), entry.callback
-
-
-def console_urls() -> dict[str, str]:
-    urls = {}
-    for name, route, callback in _walk(get_resolver().url_patterns):
-        module = getattr(callback, "__module__", "") or ""
-        if module.startswith(THIRD_PARTY_MODULES) or name.startswith(THIRD_PARTY_NAMESPACES):
-            continue
-        urls[name or f"<unnamed {route}>"] = route
-    return urls
-
-
-CONSOLE_URLS = console_urls()
-PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
+# Third-party URLs (THIRD_PARTY_MODULES, THIRD_PARTY_NAMESPACES in tests/console_urls.py) have
+# their own access rules: allauth's sign-in pages, and the Django admin (staff only, signing in
+# through allauth; see test_accounts).
+assert THIRD_PARTY_MODULES and THIRD_PARTY_NAMESPACES
 
 
 def test_every_console_url_has_an_expectation():
@@ -243,6 +217,106 @@ def test_org_page_access(client, world, name, who):
     else:
         expected = 200 if who in ORG_PAGES[name] else 403
     assert response.status_code == expected, f"{who} GET {path}"
+
+
+# -- POST: what the GETs above show refused must also be refused when it would change something.
+# Every org URL gets a POST from everyone who may not open it, with a body that fills the
+# console's forms (extra fields are ignored by the others); the answer must be the refusal,
+# and every table must hold what it held before. As NetBox's view tests do per permission.
+DENIED_POSTS = sorted(
+    (name, who)
+    for name, allowed in ORG_PAGES.items()
+    for who in ["anonymous", "outsider", *sorted(EVERYONE - allowed)]
+)
+# Written by signing in, not by the request under test.
+UNWATCHED_TABLES = {"django_session"}
+
+
+def _post_body(world) -> dict:
+    from apikeys.forms import new_form_token
+
+    return {
+        "name": "Posted by the access matrix",
+        "email": "matrix@example.com",
+        "role": "admin",
+        "workspace": world.workspace.pk,
+        "workspaces": [world.workspace.pk],
+        "overlap": "now",
+        "form_token": new_form_token(),
+        "action": "save",
+        "confirm": "1",
+        "slug": "posted-by-the-matrix",
+        "timezone": "UTC",
+        "base_url": "https://api.anthropic.com",
+        "api_key": "sk-ant-api03-matrix",
+        "monthly_cap": "10",
+        "amount": "10",
+        "reason": "matrix",
+    }
+
+
+def database_fingerprint() -> dict[str, str]:
+    """A hash of every row of every table, in one query."""
+    from django.db import connection
+
+    tables = sorted(set(connection.introspection.table_names()) - UNWATCHED_TABLES)
+    quote = connection.ops.quote_name
+    query = " UNION ALL ".join(
+        f"SELECT %s, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+        f"FROM {quote(table)} t"
+        for table in tables
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, tables)
+        return dict(cursor.fetchall())
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(table for table in after if before.get(table) != after[table])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "who"), DENIED_POSTS)
+def test_a_refused_post_changes_nothing(client, world, name, who):
+    path = _path(CONSOLE_URLS[name], _values(world))
+    body = _post_body(world)
+    if who != "anonymous":
+        membership = world.outsider if who == "outsider" else world.membership(who)
+        client.force_login(membership.user)
+    before = database_fingerprint()
+    response = client.post(path, body)
+    if response.status_code == 405:  # a page that takes no POST from anyone: refused too
+        assert "POST" not in response["Allow"]
+    elif who == "anonymous":
+        assert response.status_code == 302, f"anonymous POST {path}"
+        assert response["Location"].startswith("/accounts/login/")
+    elif who == "outsider":
+        assert response.status_code == 404, f"outsider POST {path}"
+    else:
+        assert response.status_code in (403, 404), f"{who} POST {path}"
+    assert _changed(before, database_fingerprint()) == [], f"{who} POST {path} wrote"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name", sorted(n for n in ORG_PAGES if len(PARAM.findall(CONSOLE_URLS[n])) > 1)
+)
+def test_posts_to_objects_of_another_org_through_ones_own_slug_change_nothing(client, world, name):
+    client.force_login(world.outsider.user)
+    path = _path(CONSOLE_URLS[name], _values(world, own_org=False))
+    body = _post_body(world)
+    before = database_fingerprint()
+    assert client.post(path, body).status_code == 404
+    assert _changed(before, database_fingerprint()) == [], f"outsider POST {path} wrote"
+
+
+@pytest.mark.django_db
+def test_the_fingerprint_sees_one_changed_row(world):
+    """The checks above can fail: one changed value changes its table's hash."""
+    before = database_fingerprint()
+    world.workspace.name = "Development 2"
+    world.workspace.save(update_fields=["name"])
+    assert _changed(before, database_fingerprint()) == ["orgs_workspace"]
 
 
 @pytest.mark.django_db

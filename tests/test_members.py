@@ -88,36 +88,6 @@ def test_members_csv_export_has_what_is_filtered_with_every_column(client_for, w
     assert len(lines) == 2 and "dev@example.com" in lines[1] and "Development" in lines[1]
 
 
-# Every list page is built on members.listing.OrgTableView ----------------------------------------
-
-LISTS = ["members:list", "members:invitations", "apikeys:list", "workspaces", "audit_log"]
-
-
-@pytest.mark.parametrize("name", LISTS)
-@pytest.mark.parametrize(("per_page", "shown"), [("-1", 1), ("0", 25), ("1000", 100), ("x", 25)])
-def test_lists_keep_per_page_between_1_and_100(client_for, world, name, per_page, shown):
-    response = client_for(world.admin).get(members_url(world, name), {"per_page": per_page})
-    assert response.status_code == 200
-    assert response.context["table"].paginator.per_page == shown
-
-
-@pytest.mark.parametrize("name", LISTS)
-@pytest.mark.parametrize("export_format", ["xlsx", "xls", "ods", "yaml", "json", "tsv", "latex"])
-def test_lists_export_csv_only(client_for, world, name, export_format):
-    response = client_for(world.admin).get(members_url(world, name), {"_export": export_format})
-    assert response.status_code == 400
-    assert response.content.decode() == "This list exports as csv only."
-    assert "Content-Disposition" not in response
-
-
-@pytest.mark.parametrize("name", LISTS)
-def test_lists_vary_on_htmx_headers(client_for, world, name):
-    client = client_for(world.admin)
-    for headers in ({}, {"HX-Request": "true", "HX-Target": "table-region"}):
-        vary = client.get(members_url(world, name), headers=headers)["Vary"]
-        assert {"HX-Request", "HX-Target"} <= {v.strip() for v in vary.split(",")}
-
-
 @pytest.mark.parametrize(
     "name", ["members:list", "members:invitations", "apikeys:list", "workspaces"]
 )
