@@ -1,6 +1,7 @@
 """API key pages. The plaintext key only ever appears in the body of the POST response that
 created it (create, rotate), which is never cached and never stored in the session."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -33,7 +34,10 @@ class ApiKeyListView(OrgTableView):
         return selectors.keys_for_list(self.membership)
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(nav="apikeys", **kwargs)
+        # The empty list's SDK snippet points at the console's public address.
+        return super().get_context_data(
+            nav="apikeys", console_base_url=settings.CONSOLE_BASE_URL, **kwargs
+        )
 
 
 def _key_to_manage(request, key_id: int) -> ApiKey:
@@ -51,7 +55,12 @@ def _show_once(request, issued, *, rotated_from: ApiKey | None = None):
     return render(
         request,
         "apikeys/key_created.html",
-        {"issued": issued, "rotated_from": rotated_from, "nav": "apikeys"},
+        {
+            "issued": issued,
+            "rotated_from": rotated_from,
+            "nav": "apikeys",
+            "console_base_url": settings.CONSOLE_BASE_URL,
+        },
     )
 
 

@@ -398,6 +398,22 @@ def test_the_workspace_filter_offers_members_only_their_workspaces(client, world
     assert offered(world.admin) == ["Default", "Development", "Secret Project", "Staging"]
 
 
+def test_an_empty_key_list_says_what_keys_are_for_with_the_sdk_snippet(client, world, settings):
+    settings.CONSOLE_BASE_URL = "https://console.acme.test"
+    client.force_login(world.member.user)
+    page = client.get(url("list", world)).content.decode()
+    assert "You have no API keys yet" in page and "No API keys match" not in page
+    snippet = re.search(r'data-testid="sdk-snippet"><code>(.*?)</code>', page, re.S).group(1)
+    assert "export ANTHROPIC_BASE_URL=https://console.acme.test" in snippet
+    assert f'href="{url("create", world)}"' in page
+    client.force_login(world.admin.user)
+    assert "No API keys in Acme Support yet" in client.get(url("list", world)).content.decode()
+    # Filters that match nothing say so, with a way back.
+    issue(world.member)
+    page = client.get(url("list", world), {"q": "nothing-like-this"}).content.decode()
+    assert "Nothing matches these filters" in page and "sdk-snippet" not in page
+
+
 def test_list_exports_csv_without_keys(client, world):
     issued = issue(world.member)
     client.force_login(world.member.user)
