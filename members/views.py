@@ -320,7 +320,9 @@ def invitation_accept(request):
         context["signup_url"] = (
             reverse("account_signup") + "?" + urlencode({"email": invitation.email, "next": here})
         )
-        context["login_url"] = reverse("account_login") + "?" + urlencode({"next": here})
+        context["login_url"] = (
+            reverse("account_login") + "?" + urlencode({"email": invitation.email, "next": here})
+        )
         return render(request, "members/invitation_accept.html", context)
     if not services.email_matches(request.user, invitation.email):
         context["wrong_account"] = services.wrong_account_message(invitation, request.user)

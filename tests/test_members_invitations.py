@@ -86,6 +86,10 @@ def test_invitee_signs_up_from_the_emailed_link_and_joins_with_the_invited_role(
     assert page.status_code == 200
     assert "Sign up" in page.content.decode()
     assert "email=pat%40acme.test" in page.context["signup_url"]
+    # The Sign in link fills the address in too, for someone who has an account already.
+    sign_in = client.get(page.context["login_url"])
+    assert sign_in.context["form"]["login"].value() == "pat@acme.test"
+    assert 'value="pat@acme.test"' in sign_in.content.decode()
 
     # Sign up through allauth with the invited address: no second verification email.
     response = client.post(
@@ -541,6 +545,13 @@ def test_seats_used_of_the_limit_show_before_inviting_and_invite_is_disabled_whe
     form = client.get(invite_url).content.decode()
     assert re.search(r'<button class="btn btn-primary" type="submit" disabled', form)
     assert "Every seat is taken" in form
+
+
+def test_no_pending_invitations_offers_to_invite(client, world):
+    client.force_login(world.admin.user)
+    page = client.get(reverse("members:invitations", args=[world.org.slug])).content.decode()
+    assert "No pending invitations" in page
+    assert "Invite a member" in page
 
 
 def test_resending_an_expired_invitation_needs_a_free_seat(world):

@@ -185,6 +185,8 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "members.forms.SignupNameForm"
+# The sign-in form takes ?email= (an invitation's Sign in link), as the sign-up form does.
+ACCOUNT_FORMS = {"login": "members.account_forms.LoginWithEmailForm"}
 # Knows invitation links: an invitee signing up with the invited address is already verified.
 ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
