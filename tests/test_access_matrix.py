@@ -68,6 +68,8 @@ ORG_PAGES: dict[str, set[str]] = {
     "billing:statements": EVERYONE,
     "billing:statement": EVERYONE,
     "usage:overview": EVERYONE,
+    "usage:import": {ADMIN},
+    "usage:import_remove": {ADMIN},
     "gateway:upstream": {ADMIN},
     "gateway:workspace": {ADMIN},
     "gateway:override_remove": {ADMIN},

@@ -219,3 +219,55 @@ def test_removing_the_key_stops_the_import_and_keeps_what_was_imported(world, so
     assert snapshot(world.org.pk) == imported
     [event] = AuditEvent.objects.filter(action="usage.import_key_removed")
     assert event.before == {"api_key": "…abcd"}
+
+
+def test_an_admin_saves_the_key_on_the_import_page_and_sees_how_it_went(
+    world, client_for, simulator, settings
+):
+    settings.USAGE_IMPORT_BASE_URL = simulator.url
+    client = client_for(world.admin)
+    url = f"/o/{world.org.slug}/usage/import/"
+    page = client.get(url)
+    assert page.status_code == 200 and b"No Admin API key yet" in page.content
+
+    refused = client.post(url, {"action": "save", "api_key": "sk-ant-api03-ordinary-key-123456"})
+    assert refused.status_code == 200
+    assert b"This is not an Admin API key" in refused.content
+    assert not AnthropicUsageSource.objects.exists()
+
+    saved = client.post(url, {"action": "save", "api_key": ADMIN_KEY})
+    assert saved.status_code == 302
+    source = AnthropicUsageSource.objects.get(organization=world.org)
+    assert ADMIN_KEY.encode() not in client.get(url).content
+    anthropic_import.import_usage(source.pk, now=NOW)
+    page = client.get(url).content.decode()
+    assert "…abcd" in page and "backend-prod" in page and 'data-testid="import-error"' not in page
+
+    # On the usage page the imported keys and workspaces have their Anthropic names.
+    start, end = (NOW - dt.timedelta(days=3)).date(), NOW.date()
+    usage = client.get(f"/o/{world.org.slug}/usage/?start={start}&end={end}&source=imported")
+    assert usage.status_code == 200
+    assert "backend-prod (Anthropic)" in usage.content.decode()
+
+    # Anthropic refuses the key: the page says so in words.
+    AnthropicUsageSource.objects.filter(pk=source.pk).update(
+        api_key_encrypted=crypto.encrypt("sk-ant-api03-not-an-admin-key-0000-abcd")
+    )
+    anthropic_import.import_usage(source.pk, now=NOW)
+    page = client.get(url).content.decode()
+    assert 'data-testid="import-error"' in page
+    assert "Anthropic refused the Admin API key ending in …abcd" in page
+    assert "Next attempt:" in page
+
+
+def test_removing_the_key_from_the_page_asks_first(world, client_for, source):
+    client = client_for(world.admin)
+    url = f"/o/{world.org.slug}/usage/import/remove/"
+    confirm = client.get(url)
+    assert confirm.status_code == 200 and b"Remove the Admin API key \xe2\x80\xa6abcd?" in (
+        confirm.content
+    )
+    assert AnthropicUsageSource.objects.exists()
+    assert client.post(url).status_code == 302
+    assert not AnthropicUsageSource.objects.exists()
+    assert AuditEvent.objects.filter(action="usage.import_key_removed").count() == 1

@@ -202,3 +202,25 @@ class NotificationPreferenceForm(forms.Form):
         help_text="Every Monday morning, last week's usage of each organization where you are an "
         "Admin or Billing member, by workspace and model, with the CSV attached.",
     )
+
+
+class AnthropicAdminKeyForm(forms.Form):
+    """The Anthropic Admin API key of the usage import (never shown again once saved)."""
+
+    api_key = forms.CharField(
+        label="Anthropic Admin API key",
+        max_length=300,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "placeholder": "sk-ant-admin…"}),
+        help_text="An Admin API key of your Anthropic organization (Anthropic's Console, "
+        "Settings > Admin keys). Stored encrypted; only its last four characters are shown.",
+    )
+
+    def clean_api_key(self) -> str:
+        from .anthropic_import import key_problem
+
+        value = self.cleaned_data["api_key"]
+        problem = key_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value

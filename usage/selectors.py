@@ -22,7 +22,7 @@ which nobody here owns).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -32,7 +32,7 @@ from members.models import Membership
 from members.policy import can
 from orgs.models import Organization, Workspace
 
-from .models import ModelPrice, Source, UsageDaily, UsageEvent, UsageHourly
+from .models import ImportedName, ModelPrice, Source, UsageDaily, UsageEvent, UsageHourly
 
 MICROS = Decimal(1_000_000)
 HOURLY_UP_TO_DAYS = 3  # periods of up to this many days are charted by hour
@@ -259,10 +259,12 @@ def series(scope: UsageScope, metric: str = "cost") -> Series:
 
 @dataclass
 class Names:
-    """Labels of the ids a page shows: keys (name, prefix, display) and workspaces."""
+    """Labels of the ids a page shows: keys (name, prefix, display) and workspaces. Negative ids
+    are Anthropic's keys and workspaces met by the usage import (`ImportedName`, decision 0013)."""
 
     keys: dict[int, ApiKey]
     workspaces: dict[int, str]
+    imported: dict[int, ImportedName] = field(default_factory=dict)
 
     @classmethod
     def of(cls, organization: Organization) -> Names:
@@ -270,11 +272,18 @@ class Names:
         workspaces = dict(
             Workspace.objects.filter(organization=organization).values_list("pk", "name")
         )
-        return cls(keys, workspaces)
+        imported = {n.local_id: n for n in ImportedName.objects.filter(organization=organization)}
+        for local_id, name in imported.items():
+            if name.kind == ImportedName.Kind.WORKSPACE:
+                workspaces[local_id] = f"{name.name or name.anthropic_id} (Anthropic)"
+        return cls(keys, workspaces, imported)
 
     def key_name(self, key_id: int | None) -> str:
         if not key_id:
             return "No key"
+        if key_id < 0 and key_id in self.imported:
+            found = self.imported[key_id]
+            return f"{found.name or found.anthropic_id} (Anthropic)"
         key = self.keys.get(key_id)
         return key.name if key else f"Key #{key_id}"
 
@@ -283,6 +292,8 @@ class Names:
         return key.prefix if key else ""
 
     def key_display(self, key_id: int | None) -> str:
+        if key_id and key_id < 0 and key_id in self.imported:
+            return self.imported[key_id].hint
         key = self.keys.get(key_id or 0)
         return key.display if key else ""
 

@@ -119,14 +119,23 @@ def detect_for(organization: Organization, day: dt.date, *, now: dt.datetime) ->
 
 
 def key_labels(organization_id: int, key_ids: list[int]) -> dict[int, str]:
-    """ "Name (prefix…last4)" of the organization's gateway keys among `key_ids`."""
+    """The labels of keys among `key_ids`: "name (prefix…last4)" of the gateway's keys, "name
+    (Anthropic)" of the imported ones (negative ids, decision 0013)."""
     from apikeys.models import ApiKey
 
+    from .models import ImportedName
+
     keys = ApiKey.objects.filter(organization_id=organization_id, pk__in=key_ids)
-    return {
+    labels = {
         key.pk: f"{key.name} ({key.prefix}…{key.last4})"
         for key in keys.only("pk", "name", "prefix", "last4")
     }
+    imported = ImportedName.objects.filter(
+        organization_id=organization_id, pk__in=[-i for i in key_ids if i < 0]
+    )
+    for name in imported:
+        labels[name.local_id] = f"{name.name or name.anthropic_id} (Anthropic)"
+    return labels
 
 
 @transaction.atomic
