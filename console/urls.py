@@ -11,6 +11,8 @@ admin.autodiscover()
 admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "Console administration"
 
+handler403 = "console.views.site.permission_denied"
+
 org_patterns = [
     path("", organizations.org_home, name="org_home"),
     path("settings/", settings_views.org_settings, name="org_settings"),

@@ -92,10 +92,11 @@ def enter_org(request, slug: str, capability: str):
             return redirect(
                 f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}"
             )
-    if not can(membership, capability):
-        raise PermissionDenied(f"Your role does not allow this ({capability}).")
+    # Known before the permission check: a refused page keeps the organization's shell.
     request.organization = organization
     request.membership = membership
+    if not can(membership, capability):
+        raise PermissionDenied(f"Your role does not allow this ({capability}).")
     if request.session.get(LAST_ORG_SESSION_KEY) != organization.slug:
         request.session[LAST_ORG_SESSION_KEY] = organization.slug
     return None

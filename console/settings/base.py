@@ -330,7 +330,10 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "console.logformat.JsonFormatter"},
     },
-    "filters": {"redact_invitations": {"()": "console.log_redaction.RedactInvitationTokens"}},
+    "filters": {
+        "redact_invitations": {"()": "console.log_redaction.RedactInvitationTokens"},
+        "one_line_forbidden": {"()": "console.log_forbidden.OneLineForbidden"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -341,6 +344,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # A page a role does not reach: one INFO line, not a WARNING with a traceback.
+        "django.request": {"filters": ["one_line_forbidden"]},
         **(
             {}
             if REQUEST_LOG
