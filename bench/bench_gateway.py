@@ -203,6 +203,51 @@ def check_events(results: dict, org_id: int) -> None:
     print(f"gateway.usage_events {count} for {sent} completed gateway requests: {verdict}")
 
 
+def measure_journal(rounds: int = 7, events: int = 20_000) -> None:
+    """The journal's own cost on the request path (decision 0007): `publish()` of a typical
+    event with and without it, in this process, in interleaved rounds (the shared machine's
+    noise hits both alike; the gateway figures above move by more than this from run to run)."""
+    import statistics
+    import tempfile
+    import threading
+
+    from usage.stream import UsagePublisher
+
+    event = {
+        "request_id": "req_gw_0123456789abcdef0123456789", "upstream_request_id": "req_011CT",
+        "time": time.time(), "organization_id": 0, "workspace_id": 1, "api_key_id": 2,
+        "endpoint": "messages", "model": MODEL, "stream": False, "status": 200, "error_type": "",
+        "input_tokens": 1234, "output_tokens": 321, "cache_creation_input_tokens": 0,
+        "cache_creation_1h_input_tokens": 0, "cache_read_input_tokens": 2048,
+        "web_search_requests": 0, "web_fetch_requests": 0, "code_execution_seconds": 0,
+        "service_tier": "standard", "cost_micros": 5321, "server_tool_cost_micros": 0,
+        "fallback_priced": False, "latency_ms": 812.5,
+    }  # fmt: skip
+    per_event: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as directory:
+        settings.USAGE_SPOOL_DIR = directory
+        for _ in range(rounds):
+            for journaling in (False, True):
+                publisher = UsagePublisher()
+                publisher._journaling = journaling
+                publisher._thread = threading.Thread()  # no flushing thread: nothing is sent
+                started = time.perf_counter()
+                for n in range(events):
+                    publisher.publish(event)
+                    if n % 500 == 499:  # a flush's swap, as the thread does every 50 ms
+                        _, segment = publisher._take()
+                        if segment is not None:
+                            segment.discard()
+                per_event[journaling].append((time.perf_counter() - started) / events * 1e6)
+                publisher.release_journal()
+    without, with_ = statistics.median(per_event[False]), statistics.median(per_event[True])
+    print(
+        f"gateway.journal publish() per event, median of {rounds} interleaved rounds of "
+        f"{events:,}: without the journal {without:.1f} us, with it {with_:.1f} us "
+        f"(+{with_ - without:.1f} us a request; segment swaps included)"
+    )
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -234,6 +279,7 @@ def main() -> None:
         results = run(key)
         report(results)
         check_events(results, org_id)
+        measure_journal()
     finally:
         from core import hotpath
 

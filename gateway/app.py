@@ -426,6 +426,13 @@ class GatewayRequest:
                 *error.headers,
             ],
         )
+        await self.send_last(body)
+
+    async def send_last(self, body: bytes) -> None:
+        """The last body message of the answer: the usage event is published (journaled on
+        disk, usage/stream.py) first, so a process killed once the client has its answer has
+        already metered it."""
+        await self.meter.emit()
         await self.send({"type": "http.response.body", "body": body})
 
     async def end_stream_with_error(self, error: GatewayError) -> None:
@@ -434,7 +441,7 @@ class GatewayRequest:
         try:
             event = sse_error_event(error.error_type, error.message)
             await self.send({"type": "http.response.body", "body": event, "more_body": True})
-            await self.send({"type": "http.response.body", "body": b""})
+            await self.send_last(b"")
         except Exception as exc:  # the client is gone: nothing left to tell
             logger.info("Could not end stream %s: %r", self.meter.request_id, exc)
 
@@ -468,6 +475,9 @@ class Gateway:
         # full collections (tens of ms, a p99 spike under load) from walking it again and again.
         gc.collect()
         gc.freeze()
+        # The publisher's thread at once, not at the first request: it replays the journals of
+        # gateway processes that died (usage/stream.py), even before traffic arrives.
+        publisher().start()
 
     async def shutdown(self) -> None:
         for session in list(self._sessions.values()):
@@ -843,11 +853,11 @@ class Gateway:
             metrics.upstream_status(status)
         self.note_json(answer, status, meter)
         out.append((b"content-length", b"%d" % len(payload)))
-        await request.start_response(status, out)
-        await request.send({"type": "http.response.body", "body": payload})
         if request.client_left():  # a stream request answered in JSON (an error) meanwhile
             meter.error_type = meter.error_type or "client_disconnected"
             meter.status = 499
+        await request.start_response(status, out)
+        await request.send_last(payload)
 
     @staticmethod
     def note_json(data: dict, status: int, meter: Meter) -> None:
@@ -888,7 +898,7 @@ class Gateway:
                 meter.error_type = parser.error_type
                 metrics.upstream_error("stream_error")
         request.stream_open = False
-        await send({"type": "http.response.body", "body": b""})
+        await request.send_last(b"")
 
 
 application = Gateway()

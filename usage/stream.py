@@ -24,14 +24,27 @@ counter it was made against (same epoch; "*" for any), never to one rebuilt sinc
 rebuilds a lost counter from stored usage, which already holds the truth) and never recreates a
 counter Redis lost.
 
-What can still be lost: events (and counter adjustments) queued in memory, at most
-`FLUSH_INTERVAL` worth, when a process is killed with SIGKILL. A clean shutdown flushes
-(`publisher().close()`, called at ASGI shutdown and at exit).
+**The journal: killing a process loses no answered request.** `publish()` first appends the
+event's JSON line to this process's journal segment (`<USAGE_SPOOL_DIR>/journal/`, one
+`write()`, no fsync: the page cache outlives a killed process, only a machine crash loses it),
+then queues it; the gateway publishes before the last byte of its answer is sent. Each flush
+swaps in a fresh segment and, once the batch it took is in Redis (or the spool, fsync'd),
+deletes the segment that held it. A live process holds an exclusive `flock` on its segments;
+every `JOURNAL_SWEEP_EVERY` seconds (and at start) each publisher replays the segments nobody
+holds (their process died: SIGKILL, OOM) to the stream and deletes them. A replayed event is
+the very line that was queued (same request id and time), so one that had reached Redis before
+the kill is refused as a duplicate at ingestion. docs/decisions/0007-usage-journal.md.
+
+What can still be lost: counter adjustments (spend settlements) queued in memory when a
+process is killed with SIGKILL (the spend counter keeps the reservation until its rebuild), and
+journaled events on a machine that loses power. A clean shutdown flushes (`publisher().close()`,
+called at ASGI shutdown and at exit).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -56,6 +69,7 @@ FLUSH_INTERVAL = 0.05  # seconds between flushes when traffic is light (a GIL ha
 FLUSH_BATCH = 500
 RETRY_INTERVAL = 0.5  # seconds between attempts to reach Redis while it is down
 REPLAY_BATCH = 1000
+JOURNAL_SWEEP_EVERY = 5.0  # seconds between looks for the journals of dead processes
 
 
 def dump_event(event: dict) -> bytes:
@@ -80,9 +94,42 @@ def spool_dir() -> Path:
     return Path(settings.USAGE_SPOOL_DIR)
 
 
+def journal_dir() -> Path:
+    return Path(settings.USAGE_SPOOL_DIR) / "journal"
+
+
+class JournalSegment:
+    """One file of this process's journal, locked (flock) for as long as it is open."""
+
+    __slots__ = ("events", "fd", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.events = 0
+
+    def append(self, line: bytes) -> None:
+        os.write(self.fd, line)  # in the page cache when it returns: survives SIGKILL
+        self.events += 1
+
+    def discard(self) -> None:
+        """Its events are delivered: delete it (unlinked while locked, so a sweep that opened
+        it meanwhile sees it gone)."""
+        try:
+            os.unlink(self.path)
+        finally:
+            os.close(self.fd)
+
+    def abandon(self) -> None:
+        """Its events could not be delivered: unlock it, so a sweep replays it."""
+        os.close(self.fd)
+
+
 class UsagePublisher:
     def __init__(self) -> None:
-        self._queue: deque[tuple[dict, list | None]] = deque()
+        # (event, counters): the event as its JSON line (publish) or a dict (tests)
+        self._queue: deque[tuple[bytes | dict, list | None]] = deque()
         # adjustments not yet applied (Redis was away), by (key, epoch)
         self._counters: dict[tuple[str, str], int] = {}
         self._wake = threading.Event()
@@ -90,21 +137,47 @@ class UsagePublisher:
         self._thread: threading.Thread | None = None
         self._down_until = 0.0
         self._spooled = False  # this process may have left events on disk
+        # The journal (see the module docstring): publish() appends under `_journal_lock`, a
+        # flush swaps the segment under it, so a segment holds exactly the events of the
+        # queue it was swapped out with.
+        self._journal_lock = threading.Lock()
+        self._journaling = getattr(settings, "USAGE_JOURNAL", True)
+        self._segment: JournalSegment | None = None
+        self._segment_token = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._segment_serial = 0
+        self._next_sweep = 0.0  # monotonic time of the next look for dead processes' journals
         self.published = 0
         self.spooled = 0
+        self.replayed = 0
 
     # -- the request path ------------------------------------------------------------------
 
     def publish(self, event: dict, counters: list[tuple[str, int, str]] | None = None) -> None:
-        """Queue `event`; `counters` = [(key, delta, epoch), ...] are adjustments sent with it
-        (the spend hook settles reservations this way, off the event loop)."""
-        self._queue.append((event, counters))
+        """Journal and queue `event`; `counters` = [(key, delta, epoch), ...] are adjustments
+        sent with it (the spend hook settles reservations this way, off the event loop)."""
+        line = dump_event(event)
+        if self._journaling:
+            with self._journal_lock:
+                try:
+                    if self._segment is None:
+                        self._segment = self._new_segment()
+                    self._segment.append(line + b"\n")
+                except OSError as exc:  # a full or read-only disk must not fail the request
+                    logger.error("Usage journal write failed (%s): event kept in memory", exc)
+                self._queue.append((line, counters))
+        else:
+            self._queue.append((line, counters))
         if self._thread is None:
             self._start()
         if len(self._queue) >= FLUSH_BATCH:
             self._wake.set()
 
     # -- the flusher -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the flushing thread now (it starts with the first event otherwise)."""
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         with self._lock:
@@ -125,43 +198,81 @@ class UsagePublisher:
                 time.sleep(RETRY_INTERVAL)
 
     def flush(self) -> None:
-        """Send what is queued (and, when Redis is back, what was spooled)."""
+        """Send what is queued (and, when Redis is back, what was spooled or journaled by
+        processes that died)."""
         with self._lock:
-            while True:
-                items = [self._queue.popleft() for _ in range(min(len(self._queue), FLUSH_BATCH))]
-                batch = [event for event, _ in items]
-                for _, counters in items:
-                    for key, delta, epoch in counters or ():
-                        self._counters[key, epoch] = self._counters.get((key, epoch), 0) + delta
-                if not batch and not self._spooled and not self._counters:
-                    return
-                if time.monotonic() < self._down_until:
-                    self._spool(batch)
-                    return
+            items, segment = self._take()
+            try:
+                self._send([event for event, _ in items], [c for _, c in items])
+            except BaseException:
+                if segment is not None:
+                    segment.abandon()  # replayed by a sweep: nothing is lost
+                raise
+            if segment is not None:
+                segment.discard()
+
+    def _take(self) -> tuple[list, JournalSegment | None]:
+        """Everything queued, and the journal segment that holds it (swapped for a new one)."""
+        fresh = None
+        if self._segment is not None and self._segment.events:
+            try:
+                fresh = self._new_segment()  # opened outside the lock: publish() never waits
+            except OSError as exc:  # keep writing to the current one, deliver anyway
+                logger.error("Usage journal segment not created (%s)", exc)
+        with self._journal_lock:
+            items = list(self._queue)
+            self._queue.clear()
+            segment = None
+            if fresh is not None:
+                segment, self._segment = self._segment, fresh
+        return items, segment
+
+    def _new_segment(self) -> JournalSegment:
+        directory = journal_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._segment_serial += 1
+        return JournalSegment(
+            directory / f"journal-{self._segment_token}-{self._segment_serial:09d}.jsonl"
+        )
+
+    def _send(self, batch: list, counter_lists: list) -> None:
+        for counters in counter_lists:
+            for key, delta, epoch in counters or ():
+                self._counters[key, epoch] = self._counters.get((key, epoch), 0) + delta
+        sweep = self._journaling and time.monotonic() >= self._next_sweep
+        if not batch and not self._spooled and not self._counters and not sweep:
+            return
+        if time.monotonic() < self._down_until:
+            self._spool(batch)
+            return
+        try:
+            client = hotpath.client()
+            if self._spooled:
+                self._replay(client)
+            if sweep:
+                self._replay_journals(client)
+                self._next_sweep = time.monotonic() + JOURNAL_SWEEP_EVERY
+            if batch or self._counters:
+                counters, self._counters = self._counters, {}
                 try:
-                    client = hotpath.client()
-                    if self._spooled:
-                        self._replay(client)
-                    if batch or self._counters:
-                        counters, self._counters = self._counters, {}
-                        try:
-                            self._xadd(client, [dump_event(e) for e in batch], counters)
-                        except BaseException:
-                            for key, delta in counters.items():  # retried with the next flush
-                                self._counters[key] = self._counters.get(key, 0) + delta
-                            raise
-                        self.published += len(batch)
-                except (redis.RedisError, OSError):
-                    logger.warning("Redis unavailable: spooling %d usage events", len(batch))
-                    self._down_until = time.monotonic() + RETRY_INTERVAL
-                    self._spool(batch)
-                    return
-                if not self._queue:
-                    return
+                    self._xadd(client, [_line(e) for e in batch], counters)
+                except BaseException:
+                    for key, delta in counters.items():  # retried with the next flush
+                        self._counters[key] = self._counters.get(key, 0) + delta
+                    raise
+                self.published += len(batch)
+        except (redis.RedisError, OSError):
+            logger.warning("Redis unavailable: spooling %d usage events", len(batch))
+            self._down_until = time.monotonic() + RETRY_INTERVAL
+            self._spool(batch)
 
     def close(self) -> None:
         self._down_until = 0.0
         self.flush()
+        with self._journal_lock:  # an empty segment need not wait for a sweep
+            if self._segment is not None and not self._segment.events:
+                self._segment.discard()
+                self._segment = None
 
     @staticmethod
     def _xadd(client, payloads: list[bytes], counters: dict | None = None) -> None:
@@ -178,12 +289,12 @@ class UsagePublisher:
 
     # -- the spool -------------------------------------------------------------------------
 
-    def _spool(self, batch: list[dict]) -> None:
+    def _spool(self, batch: list) -> None:
         if not batch:
             return
         directory = spool_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        data = b"".join(dump_event(e) + b"\n" for e in batch)
+        data = b"".join(_line(e) + b"\n" for e in batch)
         path = directory / f"usage-{os.getpid()}.jsonl"
         while True:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -225,6 +336,47 @@ class UsagePublisher:
                 os.close(fd)
         self._spooled = False
 
+    def _replay_journals(self, client) -> None:
+        """Move the events of journal segments nobody holds (their process died) to the
+        stream, then delete the segments. A segment of a live process is locked: skipped."""
+        directory = journal_dir()
+        for path in sorted(directory.glob("journal-*.jsonl")) if directory.exists() else ():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # delivered and deleted meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive (or another sweep has it)
+                if os.fstat(fd).st_nlink == 0:
+                    continue  # its process delivered it and deleted it before we locked
+                with os.fdopen(os.dup(fd), "rb") as handle:
+                    lines = [line.rstrip(b"\n") for line in handle if line.strip()]
+                for start in range(0, len(lines), REPLAY_BATCH):
+                    self._xadd(client, lines[start : start + REPLAY_BATCH])
+                os.unlink(path)
+                self.replayed += len(lines)
+                if lines:
+                    logger.warning(
+                        "Replayed %d usage events journaled by a process that died (%s)",
+                        len(lines), path.name,
+                    )  # fmt: skip
+            finally:
+                os.close(fd)
+
+    def release_journal(self) -> None:
+        """In a forked child: close the parent's segment (its lock is the parent's)."""
+        if self._segment is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._segment.fd)
+            self._segment = None
+
+
+def _line(event: bytes | dict) -> bytes:
+    return event if isinstance(event, bytes) else dump_event(event)
+
 
 _publisher: UsagePublisher | None = None
 _publisher_lock = threading.Lock()
@@ -244,6 +396,8 @@ def publisher() -> UsagePublisher:
 
 def _reset_after_fork() -> None:
     global _publisher
+    if _publisher is not None:
+        _publisher.release_journal()
     _publisher = None
 
 

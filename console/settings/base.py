@@ -400,6 +400,10 @@ GATEWAY_AUTH_FAILURE_LIMIT = env.int("GATEWAY_AUTH_FAILURE_LIMIT", default=60)
 GATEWAY_AUTH_FAILURE_WINDOW = env.int("GATEWAY_AUTH_FAILURE_WINDOW", default=60)
 # Usage events wait here (JSON lines) while Redis is unreachable, and are replayed when it returns.
 USAGE_SPOOL_DIR = env.str("USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
+# Each usage event is appended to a journal on local disk (USAGE_SPOOL_DIR/journal/) before the
+# gateway's answer completes, so a killed gateway process loses no answered request
+# (docs/decisions/0007-usage-journal.md). The directory must be local to the machine (flock).
+USAGE_JOURNAL = env.bool("USAGE_JOURNAL", default=True)
 # A model without a price row is priced as this model id or family (e.g. "claude-opus-4-1") and
 # flagged on the dashboard; empty: the most expensive price on file. Never $0 (usage/pricing.py).
 USAGE_FALLBACK_PRICE_MODEL = env.str("USAGE_FALLBACK_PRICE_MODEL", default="")
