@@ -15,6 +15,7 @@ from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from members.listing import OrgTableView
 from members.policy import can
+from members.reauth import sensitive_action
 
 from . import selectors, services
 from .filters import AdminKeyFilter, ApiKeyFilter
@@ -182,6 +183,7 @@ class AdminKeyListView(OrgTableView):
 @never_cache
 @sensitive_variables()  # the new key passes through the locals below
 @org_view("adminkeys.create")
+@sensitive_action
 def admin_key_create(request):
     form = AdminKeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

@@ -8,6 +8,7 @@ from django.urls import reverse
 from members.access import org_view
 from members.confirm import confirm_then_run
 from members.forms import add_service_errors
+from members.reauth import sensitive_secret_form
 from orgs.models import Workspace
 
 from . import crypto, selectors, services
@@ -52,6 +53,7 @@ def _test_connection(request, form, config):
 
 
 @org_view("settings.manage")
+@sensitive_secret_form
 def upstream_settings(request):
     organization = request.organization
     config = UpstreamConfig.objects.filter(organization=organization, workspace=None).first()
@@ -86,6 +88,7 @@ def upstream_settings(request):
 
 
 @org_view("settings.manage")
+@sensitive_secret_form
 def workspace_gateway(request, workspace_id):
     organization = request.organization
     workspace = get_object_or_404(Workspace, pk=workspace_id, organization=organization)

@@ -18,6 +18,7 @@ from .forms import InviteForm, MemberWorkspacesForm, RoleForm, add_service_error
 from .listing import OrgTableView
 from .models import Invitation, InvitationStatus, Membership
 from .policy import can
+from .reauth import sensitive_action
 from .selectors import (
     admins_of,
     invitations_for_list,
@@ -179,6 +180,7 @@ def _member(request, member_id: int) -> Membership:
 
 
 @members_view("members.manage")
+@sensitive_action
 def member_role(request, member_id: int):
     member = _member(request, member_id)
     form = RoleForm(request.POST or None, initial={"role": member.role})

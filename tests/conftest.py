@@ -76,6 +76,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_reauthentication(settings):
+    # Sessions made by force_login never typed a password: asking for it again would stop every
+    # test of an Admin key, a role or an upstream. tests/test_security.py turns it back on.
+    settings.CONSOLE_REAUTHENTICATION = False
+
+
+@pytest.fixture(autouse=True)
 def _local_upstreams_allowed(settings):
     # The simulator and the tests' fake upstreams listen on 127.0.0.1; *.example are stored only.
     settings.GATEWAY_UPSTREAM_HOSTS = [

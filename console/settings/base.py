@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_celery_beat",
+    "csp",
     "core",
     "audit",
     "orgs",
@@ -103,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Content-Security-Policy (django-csp): scripts from this site only, no inline script.
+    "csp.middleware.CSPMiddleware",
     "audit.context.AuditOriginMiddleware",
 ]
 
@@ -219,6 +222,29 @@ STORAGES = {
 }
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Sessions last SESSION_COOKIE_AGE seconds from sign-in (default 12 hours), then sign in again.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+# Creating Admin keys, changing roles or an upstream asks for the password again unless given in
+# the last ACCOUNT_REAUTHENTICATION_TIMEOUT seconds (members/reauth.py).
+CONSOLE_REAUTHENTICATION = env.bool("CONSOLE_REAUTHENTICATION", default=True)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("ACCOUNT_REAUTHENTICATION_TIMEOUT", default=300)
+# Content-Security-Policy: every script is a file of this site (templates carry no inline script
+# or handler: static/console/console.js), nothing is framed, forms post here only. Inline style
+# attributes stay allowed (templates use a few; they cannot run code).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],  # data: for the TOTP QR code (allauth)
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -28,3 +28,13 @@ document.addEventListener("input", (event) => {
     preview.querySelector("span").textContent = slug || "…";
   }
 });
+
+// No inline handlers (the Content-Security-Policy allows none): <button data-print> prints the
+// page, <select data-autosubmit> submits its form when changed.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-autosubmit]");
+  if (select && select.form) select.form.submit();
+});
