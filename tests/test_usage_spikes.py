@@ -236,3 +236,22 @@ def test_the_usage_page_shows_the_spikes_each_person_may_see(world, client_for):
     assert f'href="?start={day}&amp;end={day}&amp;key={own.pk}"' in admin_notices[1]
     member_notices = notices(world.member)
     assert len(member_notices) == 1 and "API key mine" in member_notices[0]
+
+
+def test_an_imported_key_spikes_under_its_anthropic_name(world):
+    from usage.models import ImportedName, Source
+
+    name = ImportedName.objects.create(
+        organization=world.org, kind=ImportedName.Kind.API_KEY, anthropic_id="apikey_01X",
+        name="batch-jobs",
+    )  # fmt: skip
+    week_of_usage(world.org, 1 * DOLLAR, api_key_id=name.local_id, source=Source.IMPORTED)
+    daily_usage(world.org, DAY, 5 * DOLLAR, api_key_id=name.local_id, source=Source.IMPORTED)
+
+    spikes.detect_spikes(now=NOW)
+
+    spike = UsageSpike.objects.get(api_key_id=name.local_id)
+    assert spike.key_label == "batch-jobs (Anthropic)"
+    assert [n["url"] for n in spikes.notices_for(world.admin, today=DAY)] == [
+        f"?start={DAY}&end={DAY}"  # the organization's; the imported key has no key filter
+    ] * 2
