@@ -42,6 +42,7 @@ run: env
 	  echo "Upstream: simulator on http://127.0.0.1:$(SIM_PORT)"; \
 	  export GATEWAY_DEFAULT_UPSTREAM_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_DEFAULT_UPSTREAM_KEY=sk-sim-demo; \
 	  export GATEWAY_LOCAL_UPSTREAM_HOSTS=$${GATEWAY_LOCAL_UPSTREAM_HOSTS:-127.0.0.1}; \
+	  export USAGE_IMPORT_BASE_URL=$${USAGE_IMPORT_BASE_URL:-http://127.0.0.1:$(SIM_PORT)}; \
 	fi; \
 	export CONSOLE_BASE_URL="$${CONSOLE_BASE_URL:-http://$(HOST):$(PORT)}"; \
 	export PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus; rm -rf var/prometheus; mkdir -p var/prometheus; \
