@@ -9,7 +9,9 @@ from .services import api_key_problem, base_url_problem
 class UpstreamForm(forms.Form):
     base_url = forms.URLField(
         label="Base URL",
-        initial=DEFAULT_BASE_URL,
+        # A placeholder, not a value: a filled-in api.anthropic.com read as the upstream in
+        # use when the console's default upstream was.
+        widget=forms.URLInput(attrs={"placeholder": DEFAULT_BASE_URL}),
         assume_scheme="https",
         help_text="Anthropic's API, or a compatible service: scheme, host and port only.",
     )

@@ -83,6 +83,7 @@ def upstream_settings(request):
             "config": config,
             "workspace_rows": rows,
             "default_base_url": default.base_url if default else "",
+            "in_effect": selectors.upstream_in_effect(organization),
         },
     )
 

@@ -167,6 +167,36 @@ def test_page_names_the_default_upstream_when_the_org_has_none(world, client_for
     assert "are refused until you save one" in page.content.decode()
 
 
+def test_page_says_which_upstream_is_in_effect_and_why(world, client_for, settings):
+    settings.GATEWAY_DEFAULT_UPSTREAM_URL = "http://127.0.0.1:9100"
+    settings.GATEWAY_DEFAULT_UPSTREAM_KEY = "sk-sim-demo"
+    client = client_for(world.admin)
+    url = reverse("gateway:upstream", args=[world.org.slug])
+
+    def in_effect() -> str:
+        page = client.get(url)
+        text = page.content.decode()
+        start = text.index('data-testid="upstream-in-effect">')
+        return " ".join(text[start : text.index("</div>", start)].split()[1:]), page
+
+    said, page = in_effect()
+    assert said.startswith("<strong>In effect:</strong> <code>http://127.0.0.1:9100</code>.")
+    assert "because this organization has not saved one of its own" in said
+    # The form does not pretend api.anthropic.com is in use: it is a placeholder, not a value.
+    assert page.context["form"]["base_url"].value() is None
+    assert 'placeholder="https://api.anthropic.com"' in page.content.decode()
+
+    configure_upstream(organization=world.org, base_url="https://api.anthropic.com",
+                       api_key=SECRET, actor=None)  # fmt: skip
+    said, _ = in_effect()
+    assert "<code>https://api.anthropic.com</code>" in said and "own upstream" in said
+
+    UpstreamConfig.objects.all().delete()
+    settings.GATEWAY_DEFAULT_UPSTREAM_URL = ""
+    said, _ = in_effect()
+    assert said.startswith("<strong>In effect:</strong> none.") and "refused" in said
+
+
 class NotTheAnthropicApi:
     """An upstream answering 200 with something else: a login page, or JSON of another shape."""
 
