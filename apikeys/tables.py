@@ -64,10 +64,12 @@ class ApiKeyTable(tables.Table):
             status.value,
             status.label,
         )
+        # One block: at phone width a stacked cell lays its children side by side.
         if status != KeyStatus.REVOKED:
-            return format_html("{}{}", badge, self._rotation_note(record, status))
+            return format_html("<div>{}{}</div>", badge, self._rotation_note(record, status))
         return format_html(
-            '{}<div class="small text-body-secondary" data-testid="revoked-by">{}{}{}</div>',
+            '<div>{}<div class="small text-body-secondary" data-testid="revoked-by">{}{}{}</div>'
+            "</div>",
             badge,
             f"by {record.revoked_by_label}, " if record.revoked_by_label else "",
             when_html(record.revoked_at, table_zone(self)),
