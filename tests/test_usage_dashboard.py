@@ -431,3 +431,47 @@ def test_the_page_reads_a_fixed_number_of_queries(
         usage.store([usage.add(key, 1, cost_micros=1000)])
     with django_assert_max_num_queries(25):
         assert page(client, world).status_code == 200
+
+
+@pytest.mark.parametrize("granularity", ["day", "hour", "event"])
+def test_postgresql_writes_the_same_csv_as_the_portable_path(world, usage, client_for,
+                                                             granularity):  # fmt: skip
+    from usage.export import python_lines, rows
+    from usage.forms import UsageFilterForm
+
+    world.org.timezone = "Europe/Paris"
+    world.org.save()
+    usage.prod_key.name = 'Prod, "main" =1'
+    usage.prod_key.save()
+    usage.store(
+        [usage.add(usage.prod_key if n % 2 else usage.dev_key, n / 3, model=SONNET,
+                   cost_micros=n * 1_000_003, status=200 if n % 4 else 500) for n in range(12)]
+        + [usage.add(None, 1, model="=cmd", cost_micros=5)]
+    )  # fmt: skip
+    form = UsageFilterForm({"period": "30d"}, membership=world.admin)
+    assert form.is_valid(), form.errors
+    copied = "".join(
+        c.decode() if isinstance(c, bytes) else c
+        for c in rows(form.scope(), granularity, world.org)
+    )
+    portable = "".join(python_lines(form.scope(), granularity, world.org))
+    assert copied == portable
+    assert "'=cmd" in copied and '"Prod, ""main"" =1"' in copied
+
+
+def test_a_csv_download_cut_short_leaves_the_connection_usable(world, usage):
+    from django.db import connection
+
+    from usage.export import rows
+    from usage.forms import UsageFilterForm
+
+    usage.store([usage.add(usage.prod_key, n / 100, cost_micros=n) for n in range(3000)])
+    form = UsageFilterForm({}, membership=world.admin)
+    assert form.is_valid()
+    lines = rows(form.scope(), "event", world.org)
+    next(lines)
+    next(lines)
+    lines.close()  # the client went away: the COPY is cancelled
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM usage_usageevent")
+        assert cursor.fetchone() == (3000,)

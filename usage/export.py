@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 
+from django.db import connection
 from django.http import StreamingHttpResponse
 
 from core import when
@@ -84,7 +85,15 @@ class _Labels:
 
 
 def rows(scope: UsageScope, granularity: str, organization: Organization):
-    """The CSV's lines (header first), as text, one chunk of rows at a time."""
+    """The CSV's lines (header first), a chunk of rows at a time: PostgreSQL formats them
+    itself (COPY … TO STDOUT, 14 times the rows/s of a named cursor read through Python:
+    bench/bench_export.py); other databases (SQLite in `make run`) go through Python."""
+    if connection.vendor == "postgresql":
+        return _copied_lines(scope, granularity, organization)
+    return python_lines(scope, granularity, organization)
+
+
+def python_lines(scope: UsageScope, granularity: str, organization: Organization):
     writer = csv.writer(_Echo(), lineterminator="\n")
     labels = _Labels(organization)
     yield writer.writerow(HEADER)
@@ -134,6 +143,104 @@ def _event_lines(scope, writer, labels, organization):
             lines = []
     if lines:
         yield "".join(writer.writerow(line) for line in lines)
+
+
+# -- PostgreSQL: COPY (SELECT …) TO STDOUT, the rows formatted by the database ------------------
+
+# Spreadsheet-safe text (members.listing.spreadsheet_safe, in SQL).
+_SAFE = (
+    "CASE WHEN left({0}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+    "THEN chr(39) || {0} ELSE {0} END"
+)
+# ISO 8601 in the organization's zone with its offset at that moment, from `t` (below). The
+# zone is a name from zoneinfo (Organization.timezone is validated against it).
+_ISO = (
+    "to_char(t.local, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+    "|| CASE WHEN t.off < 0 THEN '-' ELSE '+' END "
+    "|| lpad((abs(t.off) / 3600)::text, 2, '0') || ':' "
+    "|| lpad((abs(t.off) %% 3600 / 60)::text, 2, '0')"
+)
+_ZONED = (
+    "CROSS JOIN LATERAL (SELECT {0} AT TIME ZONE '{1}' AS local, "
+    "extract(epoch FROM ({0} AT TIME ZONE '{1}') - ({0} AT TIME ZONE 'UTC'))::int AS off) t"
+)
+BUFFER = 256 * 1024  # bytes of CSV per chunk sent (psycopg hands over one row at a time)
+
+
+_COUNTS = (
+    "e.input_tokens, e.output_tokens, e.cache_creation_input_tokens, e.cache_read_input_tokens, "
+    "(e.cost_micros::numeric / 1000000)::numeric(30, 6)"
+)
+_LABELS = (
+    "LEFT JOIN unnest(%s::bigint[], %s::text[], %s::text[]) AS k (id, name, prefix) "
+    "ON k.id = e.api_key_id "
+    "LEFT JOIN unnest(%s::bigint[], %s::text[]) AS w (id, name) ON w.id = e.workspace_id"
+)
+_KEY = "coalesce(k.name, CASE WHEN e.api_key_id <> 0 THEN 'Key #' || e.api_key_id END)"
+_WORKSPACE = (
+    "coalesce(w.name, CASE WHEN e.workspace_id <> 0 THEN 'Workspace #' || e.workspace_id END)"
+)
+
+
+def copy_statement(scope: UsageScope, granularity: str) -> tuple[str, list]:
+    """The COPY statement of exactly the selectors' rows (their SQL as a subquery, so every
+    filter and what the member may see apply unchanged) with the labels joined; and the
+    parameters of the subquery (the labels' follow)."""
+    zone = scope.organization.timezone.replace("'", "''")
+    if granularity == "event":
+        inner = selectors.event_rows(scope).values(
+            "request_id", "created_at", "workspace_id", "api_key_id", "model", "status",
+            "input_tokens", "output_tokens", "cache_creation_input_tokens",
+            "cache_read_input_tokens", "cost_micros",
+        )  # fmt: skip
+        period, order = _ISO, "e.created_at, e.request_id"
+        zoned = _ZONED.format("e.created_at", zone)
+        counts = (
+            "'gateway', 1, CASE WHEN e.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END, " + _COUNTS
+        )
+    else:
+        bucket = "hour" if granularity == "hour" else "day"
+        found = selectors.hourly_rows(scope) if bucket == "hour" else selectors.daily_rows(scope)
+        inner = found.values(bucket, *_ROLLUP)
+        period = _ISO if bucket == "hour" else "e.day::text"
+        zoned = _ZONED.format("e.hour", zone) if bucket == "hour" else ""
+        order = f"e.{bucket}, e.workspace_id, e.api_key_id, e.model, e.source"
+        counts = "e.source, e.requests, e.errors, " + _COUNTS
+    inner_sql, inner_params = inner.order_by().query.sql_with_params()
+    model = _SAFE.format("nullif(e.model, '')")
+    sql = (
+        f"COPY (SELECT {period}, {_WORKSPACE}, {_KEY}, k.prefix, {model}, {counts} "  # noqa: S608
+        f"FROM ({inner_sql}) e {zoned} {_LABELS} ORDER BY {order}) TO STDOUT (FORMAT csv)"
+    )
+    return sql, list(inner_params)
+
+
+def _copied_lines(scope: UsageScope, granularity: str, organization: Organization):
+    labels = _Labels(organization)
+    names = labels.names
+    imported_keys = [pk for pk, n in names.imported.items() if n.kind == n.Kind.API_KEY]
+    keys, workspaces = [*names.keys, *imported_keys], list(names.workspaces)
+    sql, params = copy_statement(scope, granularity)
+    params += [
+        keys, [labels.key(pk)[0] for pk in keys], [labels.key(pk)[1] for pk in keys],
+        workspaces, [labels.workspace(pk) for pk in workspaces],
+    ]  # fmt: skip
+    yield ",".join(HEADER) + "\n"
+    # Rows streamed as PostgreSQL sends them, never held whole. A download cut short cancels
+    # the statement (psycopg does, leaving the connection usable).
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(sql, params) as copy,
+    ):
+        buffer = bytearray()
+        for chunk in copy:
+            buffer += chunk
+            if len(buffer) >= BUFFER:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
 
 
 def filename(scope: UsageScope, granularity: str, organization: Organization) -> str:

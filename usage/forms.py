@@ -28,9 +28,9 @@ PERIODS = [
 ]
 DEFAULT_PERIOD = "7d"
 MAX_DAYS = 732  # two years: older raw events are gone anyway (retention), rollups stay
-GROUP_CHOICES = [("key", "API key"), ("model", "Model"), ("workspace", "Workspace")]
+GROUP_CHOICES = [("key", "API key"), ("model", "model"), ("workspace", "workspace")]  # "By …"
 METRIC_CHOICES = [("cost", "Cost"), ("tokens", "Tokens"), ("requests", "Requests")]
-LARGEST_CHOICES = [("cost", "Cost"), ("tokens", "Tokens")]
+LARGEST_CHOICES = [("cost", "cost"), ("tokens", "tokens")]  # "By …"
 GRANULARITY_CHOICES = [("day", "Day"), ("hour", "Hour"), ("event", "Single requests")]
 
 

@@ -3,6 +3,17 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import F, Q
+
+# A request's tokens, all kinds (the "largest requests by tokens" order; indexed below).
+TOKENS = (
+    F("input_tokens")
+    + F("output_tokens")
+    + F("cache_creation_input_tokens")
+    + F("cache_read_input_tokens")
+)
+# A request answered with a non-2xx (the rollups' `errors`; indexed below).
+FAILED = Q(status__lt=200) | Q(status__gt=299)
 
 NOT_NEGATIVE = [MinValueValidator(0)]
 
@@ -57,6 +68,16 @@ class UsageEvent(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["organization_id", "created_at"], name="usage_event_org_time"),
+            # The dashboard's reads of raw events (docs/decisions/0012): the largest requests of
+            # a period walk these in order and stop after a page of rows within the period,
+            # rather than sorting every event of the period; the failed requests are a few.
+            models.Index(fields=["organization_id", "-cost_micros"], name="usage_event_org_cost"),
+            models.Index(F("organization_id"), TOKENS.desc(), name="usage_event_org_tokens"),
+            models.Index(
+                fields=["organization_id", "created_at"],
+                condition=FAILED,
+                name="usage_event_org_failed",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -203,7 +224,12 @@ class UsageDaily(UsageTotals):
                 name="usage_daily_unique_bucket",
             ),
         ]
-        indexes = [models.Index(fields=["day"], name="usage_daily_day")]
+        indexes = [
+            models.Index(fields=["day"], name="usage_daily_day"),
+            # The models an organization used, for the dashboard's model filter: a skip scan
+            # of this index (usage/selectors.py models_used) instead of reading every row.
+            models.Index(fields=["organization_id", "model"], name="usage_daily_org_model"),
+        ]
 
     def __str__(self) -> str:
         return f"org {self.organization_id} {self.day} {self.model} {self.source}"

@@ -33,7 +33,6 @@ class BreakdownTable(tables.Table):
     class Meta:
         order_by = ("-cost_micros",)
         empty_text = "No usage in this period."
-        attrs = {"data-testid": "breakdown"}
 
     def __init__(self, *args, group: str = "key", **kwargs):
         super().__init__(*args, **kwargs)

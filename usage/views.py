@@ -57,10 +57,9 @@ def overview(request):
 def _results(request, form, context) -> dict:
     scope = form.scope()
     names = selectors.Names.of(request.organization)
-    totals = selectors.totals(scope)
-    table = BreakdownTable(
-        selectors.breakdown(scope, context["group"], names), group=context["group"]
-    )
+    rows = selectors.breakdown(scope, context["group"], names)
+    totals = selectors.totals_of(rows)  # the same rows summed: one query fewer
+    table = BreakdownTable(rows, group=context["group"])
     RequestConfig(request, paginate=False).configure(table)
     results = {"scope": scope, "totals": totals, "table": table, "names": names}
     if request.htmx and request.htmx.target == "table-region":

@@ -1,0 +1,300 @@
+"""The usage dashboard's server time for every filter, with 10 million requests over 13 months and
+50 keys, beside references measured in the same run (target: <= 150 ms a page).
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/bench_dashboard.py
+
+What is generated (in a database of its own, created, migrated and dropped):
+- the organization measured: 50 API keys in 5 workspaces, 2 models per key, every UTC hour of
+  13 months: hourly rollups holding 10 million requests in all, and the daily rollups made from
+  them (organization-local days, Europe/Paris) — the dashboard, the chart, the breakdown and the
+  day/hour CSV read these; plus a tenth as much "imported" usage;
+- raw events only for the last 31 days, at the density of 10 million over 13 months (~790,000):
+  the largest and the failed requests read raw events of the period alone, so older months do
+  not change a 7- or 30-day page (a custom 13-month period would read ~10 million; measured
+  separately below, and said so).
+
+Each figure is the median of REPEAT requests through Django's test client (middleware, the
+role check, the queries, the template), after one warm-up request.
+References: the same 30-day totals summed from raw events (what the rollups save), and the
+organization's home page (a page that reads no usage but the month's total).
+"""
+
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+TARGET_MS = 150
+KEYS = 50
+WORKSPACES = 5
+MODELS = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001", "claude-opus-4-1-20250805")
+EVENTS_TOTAL = 10_000_000
+ZONE = "Europe/Paris"
+
+COUNTERS = (
+    "requests", "errors", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+    "cache_creation_1h_input_tokens", "cache_read_input_tokens", "web_search_requests",
+    "web_fetch_requests", "code_execution_seconds", "server_tool_cost_micros", "cost_micros",
+    "fallback_priced_requests",
+)  # fmt: skip
+
+
+def hourly_sql(first: datetime, last: datetime, hours: int) -> str:
+    """Every hour × key × two models of the key: requests averaging 10M over the whole span."""
+    per_row = EVENTS_TOTAL / (hours * KEYS * 2)
+    spread = max(1, int(per_row))  # requests = base + (0 .. 2*spread): mean ≈ per_row
+    base = max(0, round(per_row) - spread)
+    return f"""
+INSERT INTO usage_usagehourly (organization_id, hour, workspace_id, api_key_id, model, source,
+                               {", ".join(COUNTERS)})
+SELECT %(org)s, h, (%(ws)s::bigint[])[1 + (k - 1) %% {WORKSPACES}], (%(keys)s::bigint[])[k],
+       (%(models)s::text[])[1 + (k + m) %% {len(MODELS)}], %(source)s,
+       r, r / 40, r * 1800, r * 350, r * 100, 0, r * 900, 0, 0, 0, 0,
+       r * (1800 * 3 + 350 * 15 + 100 * 4 + 900 / 3), 0
+FROM generate_series(%(first)s::timestamptz, %(last)s::timestamptz, interval '1 hour') h
+CROSS JOIN generate_series(1, {KEYS}) k
+CROSS JOIN generate_series(0, 1) m
+CROSS JOIN LATERAL (
+  SELECT (({base} + (hashint4(k * 100003 + m * 7 + extract(epoch FROM h)::int)::bigint & 2147483647)
+           %% ({2 * spread} + 1)) * %(scale)s)::bigint AS r
+) n
+WHERE n.r > 0
+"""  # noqa: S608 (numbers, not input)
+
+
+DAILY_SQL = f"""
+INSERT INTO usage_usagedaily (organization_id, day, workspace_id, api_key_id, model, source,
+                              {", ".join(COUNTERS)})
+SELECT organization_id, (hour AT TIME ZONE %(zone)s)::date, workspace_id, api_key_id, model,
+       source, {", ".join(f"sum({c})" for c in COUNTERS)}
+FROM usage_usagehourly WHERE organization_id = %(org)s
+GROUP BY 1, 2, 3, 4, 5, 6
+"""  # noqa: S608
+
+EVENTS_SQL = """
+INSERT INTO usage_usageevent (request_id, upstream_request_id, created_at, organization_id,
+  workspace_id, api_key_id, endpoint, model, stream, status, error_type, input_tokens,
+  output_tokens, cache_creation_input_tokens, cache_creation_1h_input_tokens,
+  cache_read_input_tokens, web_search_requests, web_fetch_requests, code_execution_seconds,
+  service_tier, cost_micros, server_tool_cost_micros, fallback_priced, latency_ms)
+SELECT 'req_bench_' || i, '', %(since)s::timestamptz + (i * %(step)s) * interval '1 second',
+  %(org)s, (%(ws)s::bigint[])[1 + (i %% 50) %% 5], (%(keys)s::bigint[])[1 + i %% 50], 'messages',
+  (%(models)s::text[])[1 + i %% 3], false,
+  CASE WHEN i %% 40 = 0 THEN 429 ELSE 200 END,
+  CASE WHEN i %% 40 = 0 THEN 'rate_limit_error' ELSE '' END,
+  t, t / 5, 100, 0, 900, 0, 0, 0, 'standard', t * 3 + (t / 5) * 15 + 700, 0, false, 400
+FROM generate_series(1, %(n)s) i
+CROSS JOIN LATERAL (SELECT 200 + (hashint4(i)::bigint & 2147483647) %% 20000 AS t) x
+"""
+
+
+CPU: dict[str, float] = {}
+
+
+def timed(client, url: str, params: dict, headers: dict | None = None, name: str = "") -> float:
+    """Median wall time (ms) of the request; the median CPU time this process spent on it
+    (Django: the view, the ORM, the template) goes to CPU[name]."""
+    client.get(url, params, headers=headers or {})  # warm-up
+    samples, cpu = [], []
+    for _ in range(REPEAT):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url, params, headers=headers or {})
+        samples.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        assert response.status_code == 200, (response.status_code, params)
+        assert b"not valid" not in response.content, params
+    CPU[name] = statistics.median(cpu)
+    return statistics.median(samples)
+
+
+def setup_data():
+    from django.contrib.auth import get_user_model
+
+    from apikeys.models import ApiKey
+    from members.models import Membership, Role
+    from orgs.models import Organization, Workspace
+    from usage import partitions
+
+    users = get_user_model().objects
+    admin = users.create_user(email="admin@bench.test", password="x")
+    member = users.create_user(email="dev@bench.test", password="x")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    first = now - timedelta(days=395)
+    hours = int((now - first).total_seconds() // 3600) + 1
+    orgs = []
+    for n in range(1):
+        org = Organization.objects.create(name=f"Bench {n}", slug=f"bench-{n}", timezone=ZONE)
+        Membership.objects.create(organization=org, user=admin, role=Role.ADMIN)
+        if n == 0:
+            Membership.objects.create(organization=org, user=member, role=Role.MEMBER)
+        workspaces = [
+            Workspace.objects.create(organization=org, name=f"WS {w}", is_default=w == 0)
+            for w in range(WORKSPACES)
+        ]
+        keys = [
+            ApiKey.objects.create(
+                organization=org,
+                workspace=workspaces[k % WORKSPACES],
+                owner=member if n == 0 and k < 5 else admin,
+                name=f"key {k}",
+                key_hash=f"{n * 1000 + k:064x}",
+                prefix=f"csk_{k:04d}",
+                last4=f"{k:04d}",
+            )
+            for k in range(KEYS)
+        ]
+        params = {
+            "org": org.pk, "ws": [w.pk for w in workspaces], "keys": [k.pk for k in keys],
+            "models": list(MODELS), "first": first, "last": now,
+        }  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(hourly_sql(first, now, hours), {**params, "source": "gateway",
+                                                            "scale": 1})  # fmt: skip
+            # Imported usage: a tenth as many requests, in the same keys' rows (a Member
+            # never sees it; Admins do).
+            cursor.execute(hourly_sql(first, now, hours), {**params, "source": "imported",
+                                                            "scale": 0.1})  # fmt: skip
+            cursor.execute(DAILY_SQL, {"org": org.pk, "zone": ZONE})
+        orgs.append((org, params))
+    # Raw events of the measured organization: the last 31 days at the 13-month density.
+    org, params = orgs[0]
+    since = now - timedelta(days=31)
+    n_events = round(EVENTS_TOTAL * 31 / 395)
+    months = set()
+    moment = since
+    while moment <= now + timedelta(hours=1):
+        months.add(partitions.month_start(moment))
+        moment += timedelta(days=1)
+    partitions.ensure_partitions(months)
+    with connection.cursor() as cursor:
+        step = (now - since).total_seconds() / n_events
+        cursor.execute(EVENTS_SQL, {**params, "since": since, "step": step, "n": n_events})
+        cursor.execute("ANALYZE")
+    return orgs[0][0], admin, member, n_events
+
+
+def main() -> None:
+    if connection.vendor != "postgresql":
+        raise SystemExit("Set DATABASE_URL (PostgreSQL).")
+    settings.ALLOWED_HOSTS = ["*"]
+    original_name = connection.settings_dict["NAME"]
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_dashboard_{os.getpid()}"
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        run()
+    finally:
+        connection.close()
+        connection.creation.destroy_test_db(original_name, verbosity=0)
+
+
+def run() -> None:
+    from django.db.models import Sum
+    from django.test import Client
+
+    from usage.models import UsageDaily, UsageEvent, UsageHourly
+
+    started = time.perf_counter()
+    org, admin, member, _ = setup_data()
+    generated = time.perf_counter() - started
+    requests = UsageHourly.objects.filter(organization_id=org.pk, source="gateway").aggregate(
+        s=Sum("requests")
+    )["s"]
+    print(
+        f"dashboard.data {requests:,} gateway requests over 13 months in "
+        f"{UsageHourly.objects.count():,} hourly and {UsageDaily.objects.count():,} daily "
+        f"rollup rows (50 keys, + imported usage); "
+        f"{UsageEvent.objects.count():,} raw events (last 31 days of one organization); "
+        f"generated in {generated:.0f} s"
+    )
+    client = Client()
+    client.force_login(admin)
+    url = f"/o/{org.slug}/usage/"
+    today = datetime.now(org.tzinfo).date()
+    key = org.api_keys.order_by("pk")[7]
+    workspace = org.workspaces.order_by("pk")[2]
+    filters = {
+        "last 7 days": {},
+        "last 30 days": {"period": "30d"},
+        "this month": {"period": "month"},
+        "last month": {"period": "last_month"},
+        "custom 2 days (by hour)": {
+            "start": str(today - timedelta(days=1)),
+            "end": str(today),
+        },
+        "custom 13 months": {"start": str(today - timedelta(days=394)), "end": str(today)},
+        "30 days, one model": {"period": "30d", "model": "claude-haiku-4-5-20251001"},
+        "30 days, one key": {"period": "30d", "key": key.pk},
+        "30 days, one workspace": {"period": "30d", "workspace": workspace.pk},
+        "30 days, imported": {"period": "30d", "source": "imported"},
+        "30 days, by tokens": {"period": "30d", "metric": "tokens", "largest": "tokens"},
+    }
+    if os.environ.get("BENCH_PROFILE"):
+        from django.db import reset_queries
+        from django.test.utils import CaptureQueriesContext
+
+        client.get(url, {"period": "30d"})
+        with CaptureQueriesContext(connection) as queries:
+            client.get(url, {"period": "30d"})
+        for q in sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:8]:
+            print(f"  {float(q['time']) * 1000:7.1f} ms  {q['sql'][:160]}")
+        reset_queries()
+    results = {}
+    for name, params in filters.items():
+        results[name] = timed(client, url, params, name=name)
+    breakdown = {}
+    for group in ("key", "model", "workspace"):
+        breakdown[group] = timed(
+            client, url, {"period": "30d", "group": group},
+            headers={"HX-Request": "true", "HX-Target": "table-region"}, name=group,
+        )  # fmt: skip
+    member_client = Client()
+    member_client.force_login(member)
+    member_30 = timed(member_client, url, {"period": "30d"}, name="member")
+
+    # References, same run: the 30-day totals summed from raw events; the organization's home.
+    since = datetime.combine(today - timedelta(days=29), datetime.min.time(), tzinfo=org.tzinfo)
+    raw = []
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        UsageEvent.objects.filter(organization_id=org.pk, created_at__gte=since).aggregate(
+            s=Sum("cost_micros"), i=Sum("input_tokens"), o=Sum("output_tokens")
+        )
+        raw.append((time.perf_counter() - t) * 1000)
+    home = timed(client, f"/o/{org.slug}/", {}, name="home")
+    worst = max([*results.values(), *breakdown.values(), member_30])
+    for name, ms in results.items():
+        print(f"dashboard.page[{name}] {ms:.0f} ms (Django CPU {CPU[name]:.0f} ms)")
+    for group, ms in breakdown.items():
+        print(
+            f"dashboard.breakdown[by {group}, 30 days, htmx] {ms:.0f} ms "
+            f"(Django CPU {CPU[group]:.0f} ms)"
+        )
+    print(
+        f"dashboard.page[member, own 5 keys, 30 days] {member_30:.0f} ms "
+        f"(Django CPU {CPU['member']:.0f} ms)"
+    )
+    print(
+        f"dashboard.worst {worst:.0f} ms (target <= {TARGET_MS} ms; median of {REPEAT}) | "
+        f"reference, same run: 30-day totals summed from raw events "
+        f"{statistics.median(raw):.0f} ms (one query, no page); organization home page "
+        f"{home:.0f} ms (Django CPU {CPU['home']:.0f} ms); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+
+
+if __name__ == "__main__":
+    main()
