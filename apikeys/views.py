@@ -4,17 +4,15 @@ created it (create, rotate), which is never cached and never stored in the sessi
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 
-from members.access import org_view
+from members.access import org_object_view, org_view
 from members.confirm import confirm_then_run
 from members.forms import add_service_errors
 from members.listing import OrgTableView
-from members.policy import can
 from members.reauth import sensitive_action
 
 from . import selectors, services
@@ -41,15 +39,12 @@ class ApiKeyListView(OrgTableView):
         )
 
 
-def _key_to_manage(request, key_id: int) -> ApiKey:
-    """A key the member may change; another member's key is not found (404), not forbidden."""
-    key = get_object_or_404(
+def _visible_key(request, key_id: int) -> ApiKey:
+    """A key of the organization the member sees (Admins every one, Members their own)."""
+    return get_object_or_404(
         selectors.keys_visible_to(request.membership).select_related("workspace", "owner"),
         pk=key_id,
     )
-    if not can(request.membership, "apikeys.manage", key):
-        raise Http404("No such key.")
-    return key
 
 
 def _show_once(request, issued, *, rotated_from: ApiKey | None = None):
@@ -106,9 +101,8 @@ def key_create(request):
     return render(request, "apikeys/key_form.html", {"form": form, "nav": "apikeys", "new": True})
 
 
-@org_view("apikeys.view")
-def key_rename(request, key_id: int):
-    key = _key_to_manage(request, key_id)
+@org_object_view("apikeys.manage", find=_visible_key)
+def key_rename(request, key: ApiKey):
     form = KeyRenameForm(
         request.POST or None, initial={"name": key.name}, key=key, membership=request.membership
     )
@@ -123,9 +117,8 @@ def key_rename(request, key_id: int):
     return render(request, "apikeys/key_form.html", {"form": form, "key": key, "nav": "apikeys"})
 
 
-@org_view("apikeys.view")
-def key_revoke(request, key_id: int):
-    key = _key_to_manage(request, key_id)
+@org_object_view("apikeys.manage", find=_visible_key)
+def key_revoke(request, key: ApiKey):
     return confirm_then_run(
         request,
         run=lambda: services.revoke_api_key(key=key, actor=request.user),
@@ -138,9 +131,8 @@ def key_revoke(request, key_id: int):
 
 @never_cache
 @sensitive_variables()  # error reports hide every local below: the key passes through many
-@org_view("apikeys.view")
-def key_rotate(request, key_id: int):
-    key = _key_to_manage(request, key_id)
+@org_object_view("apikeys.manage", find=_visible_key)
+def key_rotate(request, key: ApiKey):
     if request.method == "POST" and key.replaced_by_id is not None:
         # Rotated already: most likely this very form, resubmitted by a reload.
         return _shown_already(request, key.replaced_by, rotated_from=key)

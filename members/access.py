@@ -124,6 +124,32 @@ def org_view(capability: str):
     return decorator
 
 
+def org_object_view(capability: str, find):
+    """Decorate a view of one object: it runs only when the role policy grants `capability` on
+    that object ("apikeys.manage": an Admin any key, a Member their own).
+
+    `find(request, **url_kwargs)` returns the object from what the member may see in
+    `request.organization` (Http404 otherwise); the view is called as `view(request, obj)`.
+    Entering the page needs the area's "view" capability (403 without it, like `org_view`); an
+    object the member may see but not change is not found (404), as another member's key is
+    not listed."""
+    area = capability.partition(".")[0]
+
+    def decorator(view):
+        @wraps(view)
+        def with_object(request, **kwargs):
+            obj = find(request, **kwargs)
+            if not can(request.membership, capability, obj):
+                raise Http404("Nothing of yours here.")
+            return view(request, obj)
+
+        wrapper = org_view(f"{area}.view")(with_object)
+        wrapper.capability = capability
+        return wrapper
+
+    return decorator
+
+
 class OrgViewMixin:
     """Class-based counterpart of `org_view`; set `capability`."""
 
