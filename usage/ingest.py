@@ -564,18 +564,37 @@ def _store_portable(rows: list[tuple]) -> tuple[list[IngestedSpan], int]:
 
 
 def _add_to_rollups(model, bucket: str, totals: dict[tuple, dict], source: str) -> None:
-    for (organization_id, workspace_id, api_key_id, name, when), counters in sorted(
-        totals.items(), key=lambda item: tuple(map(str, item[0]))
-    ):
-        key = {
-            "organization_id": organization_id, "workspace_id": workspace_id,
-            "api_key_id": api_key_id, "model": name, "source": source, bucket: when,
-        }  # fmt: skip
-        updated = model.objects.filter(**key).update(
-            **{name: F(name) + value for name, value in counters.items()}
-        )
-        if not updated:
-            model.objects.create(**key, **counters)
+    """Add `totals` {(organization, workspace, key, model, bucket): counters} to the rollup rows:
+    the rows that exist (found in one query) by F() updates, the others in one bulk insert.
+    Callers hold the database's write lock by now (SQLite: the events were inserted first in
+    the same transaction), so no other writer creates a row between the lookup and the insert."""
+    if not totals:
+        return
+    orgs = {key[0] for key in totals}
+    whens = [key[4] for key in totals]
+    existing = {
+        (org, workspace, api_key, name, when): pk
+        for pk, org, workspace, api_key, name, when in model.objects.filter(
+            organization_id__in=orgs, source=source,
+            **{f"{bucket}__gte": min(whens), f"{bucket}__lte": max(whens)},
+        ).values_list("pk", "organization_id", "workspace_id", "api_key_id", "model", bucket)
+    }  # fmt: skip
+    new = []
+    for key, counters in sorted(totals.items(), key=lambda item: tuple(map(str, item[0]))):
+        pk = existing.get(key)
+        if pk is not None:
+            model.objects.filter(pk=pk).update(
+                **{name: F(name) + value for name, value in counters.items()}
+            )
+            continue
+        organization_id, workspace_id, api_key_id, name, when = key
+        new.append(
+            model(
+                organization_id=organization_id, workspace_id=workspace_id,
+                api_key_id=api_key_id, model=name, source=source, **{bucket: when}, **counters,
+            )
+        )  # fmt: skip
+    model.objects.bulk_create(new, batch_size=500)
 
 
 # -- the stream ---------------------------------------------------------------------------------
