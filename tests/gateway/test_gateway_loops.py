@@ -15,7 +15,7 @@ from gateway.models import UpstreamConfig
 from gateway.services import configure_upstream
 
 from .conftest import MODEL
-from .test_gateway_review_fixes import recorded  # noqa: F401  (fixture)
+from .test_upstream_requests import recorded  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
