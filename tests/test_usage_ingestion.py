@@ -402,3 +402,38 @@ def test_an_organization_in_a_zone_postgresql_does_not_know_gets_utc_days(world)
     Organization.objects.filter(pk=world.org.pk).update(timezone="Not/AZone")
     store_events([event(world.org.pk, 1, time=at(2026, 3, 10, 23, 30))], now=at(2026, 3, 11))
     assert UsageDaily.objects.get(organization_id=world.org.pk).day == date(2026, 3, 10)
+
+
+def test_impossible_server_tool_counts_and_costs_are_set_aside(world):
+    good = event(world.org.pk, 1, web_search_requests=2, server_tool_cost_micros=20_000,
+                 cost_micros=25_000)  # fmt: skip
+    bad = [
+        event(world.org.pk, 2, web_search_requests=-1),
+        event(world.org.pk, 3, web_fetch_requests=10**13),
+        event(world.org.pk, 4, code_execution_seconds=1.5),
+        # a server-tool share larger than the whole cost
+        event(world.org.pk, 5, server_tool_cost_micros=2_000, cost_micros=1_000),
+        event(world.org.pk, 6, server_tool_cost_micros=-1),
+    ]
+    stored = store_events([good, *bad])
+    assert stored.inserted == 1
+    assert [reason for _, reason in stored.refused] == [
+        "web_search_requests is out of range",
+        "web_fetch_requests is out of range",
+        "code_execution_seconds is not an integer",
+        "cost out of range",
+        "cost out of range",
+    ]
+    row = UsageDaily.objects.get(organization_id=world.org.pk)
+    assert (row.web_search_requests, row.server_tool_cost_micros) == (2, 20_000)
+
+
+def test_an_event_of_an_unknown_model_is_stored_with_its_fallback_flag(world):
+    stored = store_events([
+        event(world.org.pk, 1, model="claude-nova-9", fallback_priced=True),
+        event(world.org.pk, 2, fallback_priced="yes"),  # only true is true
+    ])  # fmt: skip
+    assert stored.inserted == 2
+    flags = dict(UsageEvent.objects.values_list("model", "fallback_priced"))
+    assert flags == {"claude-nova-9": True, "claude-haiku-4-5-20251001": False}
+    assert UsageHourly.objects.get(model="claude-nova-9").fallback_priced_requests == 1

@@ -69,3 +69,20 @@ def test_a_model_without_a_price_is_priced_at_the_fallback_and_flagged(gw, setti
     assert not known.fallback_priced
     daily = UsageDaily.objects.get(organization_id=gw.org.pk, model="claude-nova-9")
     assert (daily.requests, daily.fallback_priced_requests) == (1, 1)
+
+
+def test_counts_an_upstream_could_not_have_meant_are_not_metered():
+    from gateway.sse import take_usage
+
+    into: dict[str, int] = {}
+    take_usage(
+        {
+            "input_tokens": -5, "output_tokens": 10**13, "cache_read_input_tokens": 1.5,
+            "cache_creation_input_tokens": True,
+            "server_tool_use": {"web_search_requests": -1, "web_fetch_requests": "3"},
+        },
+        into,
+    )  # fmt: skip
+    assert into == {}
+    take_usage({"input_tokens": 7, "server_tool_use": {"web_search_requests": 2}}, into)
+    assert into == {"input_tokens": 7, "web_search_requests": 2}
