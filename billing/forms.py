@@ -193,3 +193,30 @@ class VoidForm(RefuseCardNumbers, forms.Form):
 
 
 PAYMENT_METHOD_KINDS = PaymentMethodKind
+
+
+class IncreaseRequestForm(RefuseCardNumbers, forms.Form):
+    """A member asks for a higher monthly cap on one of their keys or workspaces."""
+
+    target = forms.ChoiceField(label="On")
+    cap = DollarField(
+        label="Monthly cap you need (USD)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "500"}),
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Why (optional)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, targets: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = targets
+
+
+class IncreaseApproveForm(RefuseCardNumbers, forms.Form):
+    cap = DollarField(
+        label="Monthly cap to set (USD)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+    )

@@ -506,3 +506,60 @@ class SharedUpstreamAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"Shared upstream allowance of {self.organization}"
+
+
+class IncreaseStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+
+
+class SpendLimitIncreaseRequest(models.Model):
+    """A member's request for a higher monthly cap on one of their keys or a workspace they
+    use. An Admin or Billing-only member approves it (the new cap is saved as any limit is,
+    billing.services.save_spend_limit) or denies it; the requester is emailed either way."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="increase_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    scope = models.CharField(max_length=16, choices=LimitScope.choices)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, null=True, blank=True)
+    api_key = models.ForeignKey(
+        "apikeys.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    requested_cap_micros = models.PositiveBigIntegerField()
+    reason = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=IncreaseStatus.choices, default=IncreaseStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_via = models.CharField(max_length=200, blank=True, default="")  # e.g. an admin key
+    approved_cap_micros = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(scope=LimitScope.WORKSPACE, workspace__isnull=False, api_key__isnull=True)
+                    | Q(scope=LimitScope.API_KEY, api_key__isnull=False)
+                ),
+                name="increase_request_names_its_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"increase to {self.requested_cap_micros} µ$ ({self.status})"
+
+    @property
+    def target_label(self) -> str:
+        if self.scope == LimitScope.API_KEY and self.api_key is not None:
+            return f"API key {self.api_key.name}"
+        return f"workspace {self.workspace.name}" if self.workspace else "—"

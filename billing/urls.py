@@ -10,6 +10,17 @@ urlpatterns = [
     path("limits/new/", views.limit_new, name="limit_new"),
     path("limits/<int:limit_id>/edit/", views.limit_edit, name="limit_edit"),
     path("limits/<int:limit_id>/remove/", views.limit_remove, name="limit_remove"),
+    path("limit-requests/", views.increase_requests, name="increase_requests"),
+    path(
+        "limit-requests/<int:request_id>/approve/",
+        views.increase_request_approve,
+        name="increase_request_approve",
+    ),
+    path(
+        "limit-requests/<int:request_id>/deny/",
+        views.increase_request_deny,
+        name="increase_request_deny",
+    ),
     path("credits/", views.credits_page, name="credits"),
     path("receipts/<int:charge_id>/", views.receipt, name="receipt"),
     path("invoices/", views.InvoiceListView.as_view(), name="invoices"),

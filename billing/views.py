@@ -19,15 +19,19 @@ from members.access import org_view
 from members.forms import add_service_errors
 from members.listing import OrgTableView, spreadsheet_safe
 from members.policy import can
+from members.selectors import workspaces_for
 from orgs.models import Workspace
 
 from . import credits, invoicing, money, periods, selectors, services
+from . import increase_requests as increase_requests_service
 from .filters import InvoiceFilter, PaymentFilter
 from .forms import (
     BillingContactForm,
     CardForm,
     CreditSettingsForm,
     GrantCreditsForm,
+    IncreaseApproveForm,
+    IncreaseRequestForm,
     InvoicingForm,
     PaymentForm,
     ScopedLimitForm,
@@ -757,3 +761,114 @@ def statement(request, workspace_id: int, month: str):
         printable=request.GET.get("print") == "1",
     )
     return render(request, "billing/statement.html", context)
+
+
+# -- spending limit increase requests ---------------------------------------------------------
+
+
+def _request_targets(request) -> list[tuple[str, str]]:
+    """What a member may ask a higher cap for: their active keys, the workspaces they use."""
+    membership = request.membership
+    keys = ApiKey.objects.filter(
+        organization_id=membership.organization_id,
+        owner_id=membership.user_id,
+        revoked_at__isnull=True,
+    ).order_by("name")
+    choices = [(f"key:{key.pk}", f"API key {key.name} ({key.display})") for key in keys]
+    choices += [
+        (f"workspace:{workspace.pk}", f"Workspace {workspace.name}")
+        for workspace in workspaces_for(membership).order_by("name")
+    ]
+    return choices
+
+
+@org_view("billing.view")
+def increase_requests(request):
+    """A member's requests for higher caps (Admins and Billing-only members: everyone's, to
+    approve or deny), and the form to ask for one."""
+    targets = _request_targets(request)
+    form = IncreaseRequestForm(targets=targets)
+    if request.method == "POST":
+        form = IncreaseRequestForm(request.POST, targets=targets)
+        if form.is_valid():
+            kind, _, pk = form.cleaned_data["target"].partition(":")
+            target = (
+                {"api_key": get_object_or_404(ApiKey, pk=pk, organization=request.organization)}
+                if kind == "key"
+                else {
+                    "workspace": get_object_or_404(
+                        Workspace, pk=pk, organization=request.organization
+                    )
+                }
+            )
+            try:
+                increase_requests_service.request_increase(
+                    membership=request.membership,
+                    cap_micros=form.cleaned_data["cap"],
+                    reason=form.cleaned_data["reason"],
+                    **target,
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(
+                    request,
+                    "Request sent: the Admins and Billing members are emailed, and you will be "
+                    "when they answer.",
+                )
+                return redirect("billing:increase_requests", request.organization.slug)
+    rows = increase_requests_service.requests_visible_to(request.membership)[:100]
+    context = _ctx(request, "requests", form=form, rows=rows, may_ask=bool(targets))
+    return render(request, "billing/increase_requests.html", context)
+
+
+def _increase_request(request, request_id: int):
+    return get_object_or_404(
+        increase_requests_service.requests_visible_to(request.membership), pk=request_id
+    )
+
+
+@org_view("billing.manage")
+def increase_request_approve(request, request_id: int):
+    increase = _increase_request(request, request_id)
+    form = IncreaseApproveForm(initial={"cap": money.dollars_input(increase.requested_cap_micros)})
+    if request.method == "POST":
+        form = IncreaseApproveForm(request.POST)
+        if form.is_valid():
+            try:
+                increase_requests_service.approve_increase(
+                    request=increase, actor=request.user, cap_micros=form.cleaned_data["cap"]
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(
+                    request,
+                    f"Approved: {increase.target_label} may now spend "
+                    f"{money.dollars(form.cleaned_data['cap'])} a month.",
+                )
+                return redirect("billing:increase_requests", request.organization.slug)
+    context = _ctx(
+        request,
+        "requests",
+        increase=increase,
+        form=form,
+        limit=increase_requests_service.current_limit(increase),
+    )
+    return render(request, "billing/increase_request_approve.html", context)
+
+
+@org_view("billing.manage")
+def increase_request_deny(request, request_id: int):
+    increase = _increase_request(request, request_id)
+    if request.method == "POST":
+        try:
+            increase_requests_service.deny_increase(request=increase, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Denied; {increase.requested_by} is emailed.")
+        return redirect("billing:increase_requests", request.organization.slug)
+    return render(
+        request, "billing/increase_request_deny.html", _ctx(request, "requests", increase=increase)
+    )

@@ -51,6 +51,11 @@ ORG_PAGES: dict[str, set[str]] = {
     "billing:limit_edit": {ADMIN, BILLING},
     "billing:limit_remove": {ADMIN, BILLING},
     "billing:credits": EVERYONE,
+    # A member asks for a higher cap on their key or workspace (a Member sees their own
+    # requests); Admins and Billing-only members approve or deny.
+    "billing:increase_requests": EVERYONE,
+    "billing:increase_request_approve": {ADMIN, BILLING},
+    "billing:increase_request_deny": {ADMIN, BILLING},
     "billing:receipt": EVERYONE,
     "billing:invoices": EVERYONE,
     "billing:invoice": EVERYONE,
@@ -152,7 +157,14 @@ def _billing_objects(world) -> dict:
         defaults={"amount_micros": 5_000_000, "description": "Recharge", "status": "pending",
                   "provider": "builtin", "payment_method": method},
     )  # fmt: skip
+    from billing.models import SpendLimitIncreaseRequest
+
+    increase, _ = SpendLimitIncreaseRequest.objects.get_or_create(
+        organization=world.org, scope="workspace", workspace=world.workspace,
+        defaults={"requested_by": world.member.user, "requested_cap_micros": 20_000_000},
+    )  # fmt: skip
     return {
+        "request_id": increase.pk,
         "limit_id": limit.pk, "invoice_id": invoice.pk, "charge_id": charge.pk,
         "method_id": method.pk, "month": "2026-01",
     }  # fmt: skip
