@@ -13,6 +13,7 @@ from adminapi import ids
 from adminapi.api import ENDPOINTS
 from apikeys.services import create_admin_key, create_api_key, revoke_admin_key
 from audit.models import AuditEvent
+from billing.models import SpendLimitIncreaseRequest
 from members.models import Invitation, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,6 +33,8 @@ BODIES = {
     "update_workspace_member": lambda o: {"workspace_role": "workspace_developer"},
     "update_api_key": lambda o: {"name": "Renamed"},
     "create_api_key": lambda o: {"name": "CI"},
+    "approve_increase_request": lambda o: {"amount": "2000"},
+    "deny_increase_request": lambda o: {},
 }
 
 
@@ -43,7 +46,15 @@ def objects_of(world) -> dict[str, str]:
     key = create_api_key(
         membership=world.member, workspace=world.workspace, name="dev", actor=None
     ).key
+    increase = SpendLimitIncreaseRequest.objects.create(
+        organization=world.org,
+        requested_by=world.member.user,
+        scope="workspace",
+        workspace=world.workspace,
+        requested_cap_micros=20_000_000,
+    )
     return {
+        "increase_request": ids.encode("increase_request", increase.pk),
         "api_key": ids.encode("api_key", key.pk),
         "user": ids.encode("user", world.member.user_id),
         "invite": ids.encode("invite", invitation.pk),
