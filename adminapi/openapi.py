@@ -61,6 +61,27 @@ def _query_parameters(model: type[BaseModel], components: dict) -> list[dict]:
     return parameters
 
 
+ADMIN_REFUSALS = (
+    ("400", "Bad input (invalid_request_error naming the field)"),
+    ("401", "No valid admin key (authentication_error)"),
+    ("403", "The key's owner may not do this (permission_error)"),
+    ("404", "Not found in this organization (not_found_error)"),
+)
+GATEWAY_REFUSALS = (
+    ("400", "Bad input (invalid_request_error)"),
+    ("401", "No valid console key (authentication_error)"),
+    ("403", "Not allowed here: model, upstream or workspace rules (permission_error)"),
+    ("404", "Not found (not_found_error)"),
+    ("408", "The body did not arrive in time"),
+    ("413", "The body exceeds 32 MB (request_too_large)"),
+    ("429", "Too many refused requests from this address, or the upstream's rate limit"),
+    ("500", "The upstream failed (api_error)"),
+    ("502", "The upstream could not be reached"),
+    ("504", "The upstream timed out (timeout_error)"),
+    ("529", "The upstream is overloaded (overloaded_error)"),
+)
+
+
 def _operation(item: Endpoint, components: dict) -> dict:
     parameters = []
     for name in _path_names(item.path):
@@ -81,12 +102,8 @@ def _operation(item: Endpoint, components: dict) -> dict:
             },
         }
     }
-    for status, what in (
-        ("400", "Bad input (invalid_request_error naming the field)"),
-        ("401", "No valid admin key (authentication_error)"),
-        ("403", "The key's owner may not do this (permission_error)"),
-        ("404", "Not found in this organization (not_found_error)"),
-    ):
+    refusals = ADMIN_REFUSALS if item.served else GATEWAY_REFUSALS
+    for status, what in refusals:
         responses[status] = {
             "description": what,
             "content": {"application/json": {"schema": error}},
@@ -97,7 +114,7 @@ def _operation(item: Endpoint, components: dict) -> dict:
         "tags": [item.tag] if item.tag else [],
         "parameters": parameters,
         "responses": responses,
-        "security": [{"AdminKey": []}],
+        "security": [{"AdminKey": []}] if item.served else [{"ConsoleKey": []}],
     }
     if item.description:
         operation["description"] = item.description

@@ -3,6 +3,7 @@ Importing this package registers them (adminapi.api.ENDPOINTS)."""
 
 from . import (  # noqa: F401
     api_keys,
+    gateway,
     increase_requests,
     invites,
     organization,
