@@ -101,6 +101,28 @@ def setup_data():
     return org, admin, since
 
 
+def statement_only(org, start, today) -> float:
+    """Rows/s of the export's own COPY statement read straight from psycopg (no view, no HTTP
+    response): what PostgreSQL's formatting costs, apart from Django's streaming."""
+    from members.models import Membership
+    from usage.export import copy_statement
+    from usage.forms import UsageFilterForm
+
+    membership = Membership.objects.get(organization=org)
+    form = UsageFilterForm({"start": str(start), "end": str(today)}, membership=membership)
+    assert form.is_valid(), form.errors
+    sql, params = copy_statement(form.scope(), "event")
+    keys = list(org.api_keys.values_list("pk", flat=True))
+    workspaces = list(org.workspaces.values_list("pk", flat=True))
+    labels = [keys, ["k"] * len(keys), ["p"] * len(keys), workspaces, ["w"] * len(workspaces)]
+    t = time.perf_counter()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql, [*params, *labels]) as copy:
+        for _chunk in copy:
+            pass
+    connection.connection.commit()
+    return EVENTS / (time.perf_counter() - t)
+
+
 def explain(org, start, today) -> None:
     """The plan of the export's statement (BENCH_EXPLAIN=1), for docs/decisions/0012."""
     from members.models import Membership
@@ -169,6 +191,7 @@ def run() -> None:
             fetched += 1
     connection.connection.commit()
     read_rate = fetched / (time.perf_counter() - t)
+    statement_rate = statement_only(org, start, today)
     rss_before = rss_mb()
     if os.environ.get("BENCH_EXPLAIN"):
         explain(org, start, today)
@@ -192,8 +215,9 @@ def run() -> None:
     print(
         f"export.csv_single_events {rate:,.0f} rows/s ({rows:,} rows, {size / 1e6:.0f} MB of "
         f"CSV in {elapsed:.1f} s; target >= {TARGET_RATE:,}) | reference, same rows, same run: "
-        f"COPY … TO STDOUT (FORMAT csv) {copy_rate:,.0f} rows/s; named-cursor read without "
-        f"CSV {read_rate:,.0f} rows/s"
+        f"COPY … TO STDOUT (FORMAT csv) {copy_rate:,.0f} rows/s; the export's own COPY "
+        f"statement read by psycopg alone {statement_rate:,.0f} rows/s; named-cursor read "
+        f"without CSV {read_rate:,.0f} rows/s"
     )
     print(
         f"export.peak_rss {peak:.0f} MB for the whole process (target <= {TARGET_RSS_MB} MB) | "

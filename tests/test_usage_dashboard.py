@@ -439,7 +439,7 @@ def test_postgresql_writes_the_same_csv_as_the_portable_path(world, usage, clien
     from usage.export import python_lines, rows
     from usage.forms import UsageFilterForm
 
-    world.org.timezone = "Europe/Paris"
+    world.org.timezone = "America/St_Johns"  # -03:30, -02:30 in summer
     world.org.save()
     usage.prod_key.name = 'Prod, "main" =1'
     usage.prod_key.save()
@@ -475,3 +475,20 @@ def test_a_csv_download_cut_short_leaves_the_connection_usable(world, usage):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM usage_usageevent")
         assert cursor.fetchone() == (3000,)
+
+
+def test_the_breakdown_pages_by_25_and_the_totals_count_every_row(world, usage, client_for):
+    keys = [make_key(world.admin, usage.prod_ws, f"key {n:02d}", 200 + n) for n in range(30)]
+    usage.store([usage.add(key, 1, cost_micros=1_000_000 * (n + 1)) for n, key in enumerate(keys)])
+    client = client_for(world.admin)
+    first = page(client, world)
+    html = first.content.decode()
+    table = html[html.index('data-testid="breakdown"') :]
+    assert "key 29" in table and "key 04" not in table  # largest cost first
+    assert money_on_page(first) == Decimal(sum(range(1, 31)))
+    second = client.get(
+        reverse("usage:overview", args=[world.org.slug]), {"page": 2},
+        HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table-region",
+    )  # fmt: skip
+    html = second.content.decode()
+    assert "key 04" in html and "key 29" not in html

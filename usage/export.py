@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 
-from django.db import connection
+from django.db import connection, transaction
 from django.http import StreamingHttpResponse
 
 from core import when
@@ -152,24 +152,16 @@ _SAFE = (
     "CASE WHEN left({0}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
     "THEN chr(39) || {0} ELSE {0} END"
 )
-# ISO 8601 in the organization's zone with its offset at that moment, from `t` (below). The
-# zone is a name from zoneinfo (Organization.timezone is validated against it).
-_ISO = (
-    "to_char(t.local, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
-    "|| CASE WHEN t.off < 0 THEN '-' ELSE '+' END "
-    "|| lpad((abs(t.off) / 3600)::text, 2, '0') || ':' "
-    "|| lpad((abs(t.off) %% 3600 / 60)::text, 2, '0')"
-)
-_ZONED = (
-    "CROSS JOIN LATERAL (SELECT {0} AT TIME ZONE '{1}' AS local, "
-    "extract(epoch FROM ({0} AT TIME ZONE '{1}') - ({0} AT TIME ZONE 'UTC'))::int AS off) t"
-)
+# ISO 8601 with the offset of the session's time zone: the organization's, set for the statement
+# (set_config(…, true) below; the zone is a name from zoneinfo, validated on the organization).
+_ISO = "to_char({0}, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
 BUFFER = 256 * 1024  # bytes of CSV per chunk sent (psycopg hands over one row at a time)
 
 
 _COUNTS = (
     "e.input_tokens, e.output_tokens, e.cache_creation_input_tokens, e.cache_read_input_tokens, "
-    "(e.cost_micros::numeric / 1000000)::numeric(30, 6)"
+    # Integer arithmetic, not numeric: whole dollars, then six digits of micro-dollars.
+    "(e.cost_micros / 1000000)::text || '.' || lpad((e.cost_micros %% 1000000)::text, 6, '0')"
 )
 _LABELS = (
     "LEFT JOIN unnest(%s::bigint[], %s::text[], %s::text[]) AS k (id, name, prefix) "
@@ -186,15 +178,13 @@ def copy_statement(scope: UsageScope, granularity: str) -> tuple[str, list]:
     """The COPY statement of exactly the selectors' rows (their SQL as a subquery, so every
     filter and what the member may see apply unchanged) with the labels joined; and the
     parameters of the subquery (the labels' follow)."""
-    zone = scope.organization.timezone.replace("'", "''")
     if granularity == "event":
         inner = selectors.event_rows(scope).values(
             "request_id", "created_at", "workspace_id", "api_key_id", "model", "status",
             "input_tokens", "output_tokens", "cache_creation_input_tokens",
             "cache_read_input_tokens", "cost_micros",
         )  # fmt: skip
-        period, order = _ISO, "e.created_at, e.request_id"
-        zoned = _ZONED.format("e.created_at", zone)
+        period, order = _ISO.format("e.created_at"), "e.created_at, e.request_id"
         counts = (
             "'gateway', 1, CASE WHEN e.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END, " + _COUNTS
         )
@@ -202,15 +192,14 @@ def copy_statement(scope: UsageScope, granularity: str) -> tuple[str, list]:
         bucket = "hour" if granularity == "hour" else "day"
         found = selectors.hourly_rows(scope) if bucket == "hour" else selectors.daily_rows(scope)
         inner = found.values(bucket, *_ROLLUP)
-        period = _ISO if bucket == "hour" else "e.day::text"
-        zoned = _ZONED.format("e.hour", zone) if bucket == "hour" else ""
+        period = _ISO.format("e.hour") if bucket == "hour" else "e.day::text"
         order = f"e.{bucket}, e.workspace_id, e.api_key_id, e.model, e.source"
         counts = "e.source, e.requests, e.errors, " + _COUNTS
     inner_sql, inner_params = inner.order_by().query.sql_with_params()
     model = _SAFE.format("nullif(e.model, '')")
     sql = (
         f"COPY (SELECT {period}, {_WORKSPACE}, {_KEY}, k.prefix, {model}, {counts} "  # noqa: S608
-        f"FROM ({inner_sql}) e {zoned} {_LABELS} ORDER BY {order}) TO STDOUT (FORMAT csv)"
+        f"FROM ({inner_sql}) e {_LABELS} ORDER BY {order}) TO STDOUT (FORMAT csv)"
     )
     return sql, list(inner_params)
 
@@ -226,21 +215,24 @@ def _copied_lines(scope: UsageScope, granularity: str, organization: Organizatio
         workspaces, [labels.workspace(pk) for pk in workspaces],
     ]  # fmt: skip
     yield ",".join(HEADER) + "\n"
-    # Rows streamed as PostgreSQL sends them, never held whole. A download cut short cancels
-    # the statement (psycopg does, leaving the connection usable).
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(sql, params) as copy,
-    ):
-        buffer = bytearray()
-        for chunk in copy:
-            buffer += chunk
-            if len(buffer) >= BUFFER:
-                yield bytes(buffer)
-                buffer.clear()
-        if buffer:
-            yield bytes(buffer)
+    # Rows streamed as PostgreSQL sends them, never held whole; a download cut short cancels
+    # the statement (psycopg does, leaving the connection usable). The time zone is set for
+    # this transaction only, and put back before anything else reads through the connection
+    # (Django reads times as UTC).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [organization.timezone])
+        try:
+            with connection.wrap_database_errors, cursor.cursor.copy(sql, params) as copy:
+                buffer = bytearray()
+                for chunk in copy:
+                    buffer += chunk
+                    if len(buffer) >= BUFFER:
+                        yield bytes(buffer)
+                        buffer.clear()
+                if buffer:
+                    yield bytes(buffer)
+        finally:
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [connection.timezone_name])
 
 
 def filename(scope: UsageScope, granularity: str, organization: Organization) -> str:
