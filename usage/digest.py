@@ -162,7 +162,9 @@ def week_scope(organization: Organization, week_start: dt.date) -> selectors.Usa
 
 def week_csv(organization: Organization, week_start: dt.date) -> str:
     """The week's usage by day, exactly as the usage page's CSV export (by day) writes it."""
-    return "".join(export.rows(week_scope(organization, week_start), "day", organization))
+    # PostgreSQL writes the export's lines as bytes (chunks may split a character), SQLite as str.
+    parts = export.rows(week_scope(organization, week_start), "day", organization)
+    return b"".join(p if isinstance(p, bytes) else p.encode() for p in parts).decode()
 
 
 def _lines(rows: list[dict]) -> list[dict]:

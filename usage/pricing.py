@@ -68,12 +68,14 @@ _lock = threading.Lock()
 _table: list[Price] = []  # longest model first, then newest first
 _loaded_at: float | None = None  # monotonic time of the last load
 _resolved: dict[str, tuple[list[Price], bool]] = {}
+_generation = 0  # bumped by invalidate(): a load begun before it must not install its rows
 
 
 def _load() -> None:
     from .models import ModelPrice
 
     global _table, _loaded_at, _resolved
+    generation = _generation
     rows = [
         Price(
             p.model,
@@ -91,6 +93,9 @@ def _load() -> None:
     ]
     rows.sort(key=lambda p: (-len(p.model), -p.effective_from))
     with _lock:
+        if generation != _generation:  # invalidated while reading: the rows may be stale
+            _table, _resolved, _loaded_at = rows, {}, None
+            return
         _table, _resolved, _loaded_at = rows, {}, time.monotonic()
 
 
@@ -115,8 +120,10 @@ async def aensure_loaded() -> None:
 
 
 def invalidate() -> None:
-    global _loaded_at
-    _loaded_at = None
+    global _loaded_at, _generation
+    with _lock:
+        _generation += 1
+        _loaded_at = None
     _table_cache.forget()
 
 
