@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from apikeys.forms import new_form_token
 from apikeys.models import ApiKey
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -51,8 +52,8 @@ def admin(client, world):
 def test_the_guides_actions_each_yield_an_event_with_actor_origin_and_before_after(admin, world):
     slug = world.org.slug
     # Key creation and revocation.
-    admin.post(f"/o/{slug}/api-keys/new/", {"name": "Deploy", "workspace": world.workspace.pk},
-               **ORIGIN)  # fmt: skip
+    admin.post(f"/o/{slug}/api-keys/new/", {"name": "Deploy", "workspace": world.workspace.pk,
+               "form_token": new_form_token()}, **ORIGIN)  # fmt: skip
     key = ApiKey.objects.get(name="Deploy")
     admin.post(f"/o/{slug}/api-keys/{key.pk}/revoke/", **ORIGIN)
     # An invitation and a role change.
