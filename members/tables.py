@@ -16,8 +16,12 @@ class MemberTable(tables.Table):
     email = tables.Column(accessor="user__email", verbose_name="Email", order_by=("user__email",))
     role = tables.Column()
     workspaces = tables.Column(empty_values=(), orderable=False, verbose_name="Workspaces")
-    joined_at = WhenColumn(verbose_name="Joined")
-    last_login = WhenColumn(accessor="user__last_login", verbose_name="Last login", default="Never")
+    # Dates may wrap here: seven columns and the actions menu must fit 1280 px without the
+    # sticky actions cell covering the MFA column.
+    joined_at = WhenColumn(verbose_name="Joined", attrs={"td": {}})
+    last_login = WhenColumn(
+        accessor="user__last_login", verbose_name="Last login", default="Never", attrs={"td": {}}
+    )
     mfa_enabled = tables.Column(verbose_name="MFA", order_by=("mfa_enabled",))
     actions = tables.TemplateColumn(
         template_name="members/member_actions.html",
