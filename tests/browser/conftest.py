@@ -13,7 +13,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: while Playwright runs, its loop counts as running in
+# this thread, and code that asks (usage.pricing refreshes its table only outside a loop) would
+# behave as if async in every test that runs after the first browser test.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
