@@ -20,9 +20,17 @@ from django.db.models import Sum
 from apikeys.models import ApiKey
 from console.management.commands.seed_demo import KEYS, SPIKE_KEY
 from orgs.models import Organization
+from tests.gateway.conftest import seed_prices
 from usage.models import UsageDaily, UsageEvent, UsageHourly
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def prices():
+    """The migrations' price rows, which an earlier transactional test may have truncated."""
+    seed_prices()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 
