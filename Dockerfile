@@ -34,4 +34,4 @@ RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --
 USER console
 EXPOSE 8000
 # The web process (docker-compose.yml gives worker, beat and migrate their own commands).
-CMD ["uvicorn", "console.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "30", "--no-access-log"]
+CMD ["uvicorn", "console.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "30", "--no-access-log", "--log-config", "console/uvicorn-logging.json"]

@@ -11,6 +11,7 @@ strings (invitation tokens redacted), statuses and timings, never headers or bod
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 
 import orjson
@@ -33,3 +34,14 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             data["exception"] = record.exc_text
         return orjson.dumps(data, default=str).decode()
+
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def from_environment() -> logging.Formatter:
+    """The formatter `LOG_FORMAT` asks for, for a process that logs before (or without) Django's
+    settings: uvicorn's own lines, configured by console/uvicorn-logging.json."""
+    if os.environ.get("LOG_FORMAT", "plain") == "json":
+        return JsonFormatter()
+    return logging.Formatter(PLAIN_FORMAT)

@@ -5,6 +5,8 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from console.logformat import PLAIN_FORMAT
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -344,6 +346,7 @@ CONSOLE_SUPPORT_CONTACT = env.str("CONSOLE_SUPPORT_CONTACT", default="your conso
 # console/logformat.py). REQUEST_LOG=false silences the line per request of the console
 # (console.requests) and of the gateway (gateway.requests).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+
 if LOG_FORMAT not in ("plain", "json"):
     from django.core.exceptions import ImproperlyConfigured
 
@@ -353,7 +356,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": PLAIN_FORMAT},
         "json": {"()": "console.logformat.JsonFormatter"},
     },
     "filters": {

@@ -10,8 +10,10 @@ The commands are the compose file's own (tests/test_compose.py checks the file; 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +45,7 @@ class Process:
         self.name = name
         self.log_path = directory / f"{name}.log"
         self.log = self.log_path.open("w")
+        self.env = env
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
@@ -72,6 +75,19 @@ def compose_command(service: str, port: int) -> list[str]:
         argv[argv.index("--port") + 1] = str(port)
         argv[argv.index("--host") + 1] = "127.0.0.1"
     return [sys.executable, "-m", argv[0], *argv[1:]]
+
+
+def health_check(service: str, env: dict) -> subprocess.Popen:
+    """The service's compose health check, run here (`$HOSTNAME`: this machine's, as in the
+    container, where it is the container's)."""
+    kind, *test = compose_config()[0]["services"][service]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL", test
+    command = test[0].replace("$HOSTNAME", socket.gethostname())
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # this venv's celery
+    return subprocess.Popen(
+        command, shell=True, cwd=ROOT, env={**env, "PATH": path}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -189,6 +205,12 @@ def test_the_compose_processes_serve_meter_alert_and_stop_cleanly(stack, world, 
     )  # fmt: skip
     assert counted == sent, text
 
+    # The compose health checks of the worker and of beat answer (celery inspect ping).
+    checks = {name: health_check(name, processes[name].env) for name in ("worker", "beat")}
+    for name, check in checks.items():
+        output, _ = check.communicate(timeout=60)
+        assert check.returncode == 0 and "pong" in output, f"{name}: {output}"
+
     # A last burst, then SIGTERM to each process in turn: nothing is lost.
     burst = 0
     for _ in range(15):
@@ -207,6 +229,9 @@ def test_the_compose_processes_serve_meter_alert_and_stop_cleanly(stack, world, 
     assert "Traceback" not in worker_log, worker_log[-4000:]
     assert "Traceback" not in processes["web"].text(), processes["web"].text()[-4000:]
     assert "beat: Starting" in processes["beat"].text()
+    # LOG_FORMAT=json: every line the web processes wrote, uvicorn's own included, is JSON.
+    for line in processes["web"].text().splitlines():
+        assert isinstance(json.loads(line), dict), line
     # Exactly once: no event stored twice.
     ids = list(UsageEvent.objects.filter(organization_id=world.org.pk).values_list("request_id"))
     assert len(ids) == len(set(ids)) == sent + burst
