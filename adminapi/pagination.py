@@ -69,3 +69,30 @@ def page_of(
         first_id=id_of(data[0]) if data else None,
         last_id=id_of(data[-1]) if data else None,
     )
+
+
+def decoded_ids(kind: str, field: str, values: list[str]) -> list[int]:
+    """The keys behind a filter's `kind` ids (`user_ids[]=…`), or a 400 naming the bad one."""
+    keys = []
+    for index, value in enumerate(values):
+        pk = ids.decode(kind, value)
+        if pk is None:
+            raise invalid(f"{field}[{index}]", f"{value!r} is not a {ids.PREFIXES[kind]}… id.")
+        keys.append(pk)
+    return keys
+
+
+def token_page(rows: QuerySet, limit: int, *, kind: str, key: str) -> tuple[list, str | None]:
+    """`limit` rows of `rows` (already ordered by `key`, after the page token's filter) and the
+    `next_page` token: the last row's `key` sealed as a `kind` id, or None on the last page."""
+    found = list(rows[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return found, ids.encode(kind, getattr(found[-1], key)) if more else None
+
+
+def page_token(kind: str, token: str, *, of: str = "list") -> int:
+    pk = ids.decode(kind, token)
+    if pk is None:
+        raise invalid("page", f"Not a page of this {of}: use next_page as given.")
+    return pk

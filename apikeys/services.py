@@ -220,18 +220,7 @@ def revoke_api_key(
     announce_key_change(key.key_hash)
     if email_owner and _owner_is_told(key, actor):
         transaction.on_commit(lambda: _email_revoked_keys(key.owner, [key.pk]), robust=True)
-    after = {"revoked_at": key.revoked_at}
-    if reason:
-        after["reason"] = reason
-    record_event(
-        action="apikey.revoked",
-        organization=key.organization,
-        actor=actor,
-        actor_label=actor_label,
-        target=key,
-        before={"status": "active"},
-        after=after,
-    )
+    _record_revoked("apikey.revoked", key, actor, actor_label, reason)
     return key
 
 
@@ -418,11 +407,16 @@ def revoke_admin_key(
         raise ValidationError(f"{key.name} was already revoked.")
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
+    _record_revoked("adminkey.revoked", key, actor, actor_label, reason)
+    return key
+
+
+def _record_revoked(action: str, key, actor: User | None, actor_label, reason: str) -> None:
     after = {"revoked_at": key.revoked_at}
     if reason:
         after["reason"] = reason
     record_event(
-        action="adminkey.revoked",
+        action=action,
         organization=key.organization,
         actor=actor,
         actor_label=actor_label,
@@ -430,7 +424,6 @@ def revoke_admin_key(
         before={"status": "active"},
         after=after,
     )
-    return key
 
 
 @transaction.atomic

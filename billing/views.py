@@ -375,15 +375,11 @@ def receipt(request, charge_id: int):
 # -- invoices ---------------------------------------------------------------------------------
 
 
-class InvoiceListView(OrgTableView):
-    capability = "billing.view"
-    table_class = InvoiceTable
-    filterset_class = InvoiceFilter
-    template_name = "billing/invoice_list.html"
-    export_name = "invoices"
+class BillingTableView(OrgTableView):
+    """A billing tab's table: dates in the organization's zone, the billing nav and `tab`."""
 
-    def get_queryset(self):
-        return selectors.invoices_of(self.organization).select_related("organization")
+    capability = "billing.view"
+    tab = ""
 
     def render_to_response(self, context, **kwargs):
         with timezone.override(self.organization.tzinfo):
@@ -392,10 +388,21 @@ class InvoiceListView(OrgTableView):
     def get_context_data(self, **kwargs):
         return super().get_context_data(
             nav="billing",
-            tab="invoices",
+            tab=self.tab,
             may_manage=can(self.membership, "billing.manage"),
             **kwargs,
         )
+
+
+class InvoiceListView(BillingTableView):
+    table_class = InvoiceTable
+    filterset_class = InvoiceFilter
+    template_name = "billing/invoice_list.html"
+    export_name = "invoices"
+    tab = "invoices"
+
+    def get_queryset(self):
+        return selectors.invoices_of(self.organization).select_related("organization")
 
 
 def _invoice(request, invoice_id: int) -> Invoice:
@@ -552,27 +559,19 @@ def invoice_void(request, invoice_id: int):
     )
 
 
-class PaymentListView(OrgTableView):
-    capability = "billing.view"
+class PaymentListView(BillingTableView):
     table_class = PaymentTable
     filterset_class = PaymentFilter
     template_name = "billing/payment_list.html"
     export_name = "payments"
+    tab = "payments"
 
     def get_queryset(self):
         return selectors.payments_of(self.organization).select_related("invoice__organization")
 
-    def render_to_response(self, context, **kwargs):
-        with timezone.override(self.organization.tzinfo):
-            return super().render_to_response(context, **kwargs)
-
     def get_context_data(self, **kwargs):
         return super().get_context_data(
-            nav="billing",
-            tab="payments",
-            may_manage=can(self.membership, "billing.manage"),
-            charges=selectors.charges_of(self.organization)[:50],
-            **kwargs,
+            charges=selectors.charges_of(self.organization)[:50], **kwargs
         )
 
 

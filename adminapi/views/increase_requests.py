@@ -16,7 +16,8 @@ from billing.models import LimitScope, SpendLimit, SpendLimitIncreaseRequest
 
 from .. import ids
 from ..api import AdminCall, endpoint, key_label
-from ..errors import invalid, not_found
+from ..errors import not_found
+from ..pagination import decoded_ids, page_token, token_page
 from .spend_limits import OrganizationScope, UserActor, WorkspaceScope, cents_whole
 
 Status = Literal["approved", "denied", "pending"]
@@ -165,24 +166,13 @@ def list_increase_requests(call: AdminCall) -> IncreaseRequestPage:
     if params.status:
         rows = rows.filter(status__in=params.status)
     if params.actor_ids:
-        users = []
-        for index, value in enumerate(params.actor_ids):
-            pk = ids.decode("user", value)
-            if pk is None:
-                raise invalid(f"actor_ids[{index}]", f"{value!r} is not a user_… id.")
-            users.append(pk)
-        rows = rows.filter(requested_by_id__in=users)
+        rows = rows.filter(requested_by_id__in=decoded_ids("user", "actor_ids", params.actor_ids))
     if params.page is not None:
-        before = ids.decode("increase_request", params.page)
-        if before is None:
-            raise invalid("page", "Not a page of this list: use next_page as given.")
-        rows = rows.filter(pk__lt=before)
-    found = list(rows[: params.limit + 1])
-    more = len(found) > params.limit
-    found = found[: params.limit]
+        rows = rows.filter(pk__lt=page_token("increase_request", params.page))
+    found, next_page = token_page(rows, params.limit, kind="increase_request", key="pk")
     return IncreaseRequestPage(
         data=[render_request(row) for row in found],
-        next_page=ids.encode("increase_request", found[-1].pk) if more else None,
+        next_page=next_page,
     )
 
 

@@ -26,7 +26,7 @@ from members.models import Membership, Role, WorkspaceMembership
 
 from .. import ids
 from ..api import AdminCall, endpoint
-from ..errors import invalid
+from ..pagination import decoded_ids, page_token, token_page
 from .users import members_of
 
 Period = Literal["daily", "weekly", "monthly"]
@@ -98,22 +98,10 @@ def scope_of(limit) -> OrganizationScope | WorkspaceScope:
 def _members(call: AdminCall, params: EffectiveParams) -> tuple[list[Membership], str | None]:
     rows = members_of(call).order_by("user_id")
     if params.user_ids:
-        wanted = []
-        for index, value in enumerate(params.user_ids):
-            pk = ids.decode("user", value)
-            if pk is None:
-                raise invalid(f"user_ids[{index}]", f"{value!r} is not a user_… id.")
-            wanted.append(pk)
-        rows = rows.filter(user_id__in=wanted)
+        rows = rows.filter(user_id__in=decoded_ids("user", "user_ids", params.user_ids))
     if params.page is not None:
-        after = ids.decode("user", params.page)
-        if after is None:
-            raise invalid("page", "Not a page of this report: use next_page as given.")
-        rows = rows.filter(user_id__gt=after)
-    found = list(rows[: params.limit + 1])
-    more = len(found) > params.limit
-    found = found[: params.limit]
-    return found, ids.encode("user", found[-1].user_id) if more else None
+        rows = rows.filter(user_id__gt=page_token("user", params.page, of="report"))
+    return token_page(rows, params.limit, kind="user", key="user_id")
 
 
 def workspaces_reached(organization, members: list[Membership]) -> dict[int, set[int]]:
