@@ -46,3 +46,36 @@ def test_production_refuses_a_short_secret_key(tmp_path):
     result = check_deploy(tmp_path, SECRET_KEY="short")
     assert result.returncode != 0
     assert "Set SECRET_KEY to a long random value in production." in result.stderr
+
+
+def test_production_refuses_a_missing_or_short_pepper(tmp_path):
+    for pepper in ("", "short-pepper"):
+        result = check_deploy(tmp_path, API_KEY_PEPPER=pepper)
+        assert result.returncode != 0
+        assert "Set API_KEY_PEPPER (32+ random characters) in production." in result.stderr
+
+
+def test_production_refuses_an_encryption_key_that_is_not_a_fernet_key(tmp_path):
+    """A malformed key would otherwise start fine and fail at the first upstream key saved."""
+    good = "cmVwbGFjZS1tZS13aXRoLXlvdXItb3duLWtleS0zMmI="
+    for keys in ("", "not-a-fernet-key", f"{good},also-not-one"):
+        result = check_deploy(tmp_path, UPSTREAM_KEY_ENCRYPTION_KEYS=keys)
+        assert result.returncode != 0, keys
+        assert "UPSTREAM_KEY_ENCRYPTION_KEYS" in result.stderr, result.stderr[-500:]
+    assert check_deploy(tmp_path, UPSTREAM_KEY_ENCRYPTION_KEYS=f"{good}, {good}").returncode == 0
+
+
+def test_a_database_that_is_down_at_start_stops_migrate_with_its_reason():
+    """compose's `migrate` runs first; with the database down it exits non-zero naming it (and
+    nothing else starts: the other services wait for it to complete successfully)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/console",  # nothing listens on port 1
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "OperationalError" in result.stderr and "127.0.0.1" in result.stderr
+    assert "port 1" in result.stderr and "Connection refused" in result.stderr

@@ -1,5 +1,6 @@
 """Production overrides: secure cookies, HSTS, TLS redirect, Redis required, no embedded key."""
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import API_KEY_PEPPER, CONSOLE_BASE_URL, SECRET_KEY, UPSTREAM_KEY_ENCRYPTION_KEYS, env
@@ -14,6 +15,15 @@ if not UPSTREAM_KEY_ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
         "Set UPSTREAM_KEY_ENCRYPTION_KEYS (Fernet keys, newest first) in production."
     )
+for _position, _key in enumerate(UPSTREAM_KEY_ENCRYPTION_KEYS.split(","), start=1):
+    try:  # a malformed key would start fine, then fail at the first upstream key saved
+        Fernet(_key.strip().encode())
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"UPSTREAM_KEY_ENCRYPTION_KEYS: key {_position} is not a Fernet key (32 url-safe "
+            'base64-encoded bytes; make one with `python -c "from cryptography.fernet import '
+            'Fernet; print(Fernet.generate_key().decode())"`).'
+        ) from None
 
 if not CONSOLE_BASE_URL.startswith("https://"):
     raise ImproperlyConfigured(
