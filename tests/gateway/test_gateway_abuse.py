@@ -11,6 +11,7 @@ import pytest
 
 from apikeys import verification
 from apikeys.keyformat import generate_key
+from tests.usage_helpers import wait_for
 
 from .conftest import MODEL, events_for
 
@@ -45,7 +46,10 @@ def test_an_unknown_key_flood_is_answered_429_with_retry_after(gw, low_limit):
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     # A key in use (cached by this process, as its recent requests leave it) is not held back
     # at that address. (Cached now: the cache is cleared whenever Redis's key version jumps,
-    # which other test runs sharing this Redis make it do.)
+    # which other test runs sharing this Redis make it do.) The cache is trusted only while this
+    # process's listener is subscribed: on a loaded machine it may still be subscribing, and its
+    # start empties the cache, so wait for it before caching the key.
+    wait_for(verification.cache_is_live, "the key cache's listener subscribed", timeout=30)
     verification.verify_key(gw.key)
     assert post(gw, gw.key).status_code == 200
     assert len(events_for(gw.org.pk, 2)) == 2
