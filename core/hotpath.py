@@ -17,14 +17,27 @@ a key revoked by such a command reaches running servers through the key cache's 
 import asyncio
 import threading
 
-import fakeredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
 _lock = threading.Lock()
+_standin_lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
-_standin_server = fakeredis.FakeServer()
+_standin_server = None
+
+
+def _standin_client(*, asynchronous: bool = False):
+    """A client of the process-wide fakeredis server, made on first use: fakeredis (~40 MB with
+    its imports) is loaded only by a process that has no REDIS_URL."""
+    global _standin_server
+    import fakeredis
+
+    with _standin_lock:
+        if _standin_server is None:
+            _standin_server = fakeredis.FakeServer()
+    kind = fakeredis.FakeAsyncRedis if asynchronous else fakeredis.FakeRedis
+    return kind(server=_standin_server)
 
 
 def is_standin() -> bool:
@@ -45,7 +58,7 @@ def client() -> redis.Redis:
                     url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
                 )
             else:
-                _clients[url] = fakeredis.FakeRedis(server=_standin_server)
+                _clients[url] = _standin_client()
         return _clients[url]
 
 
@@ -62,6 +75,6 @@ def aclient() -> aioredis.Redis:
         if url:
             found = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
         else:
-            found = fakeredis.FakeAsyncRedis(server=_standin_server)
+            found = _standin_client(asynchronous=True)
         _async_clients[key] = found
     return found

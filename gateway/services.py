@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import anthropic
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -197,6 +196,10 @@ def test_upstream_connection(*, base_url: str, api_key: str, timeout: float = 10
     one of the API's errors. Anything else (nothing listening, no answer in time, a login page,
     another service's error) is one message, NO_API_ANSWER: an Admin must not be able to read
     internal pages or tell open ports from closed ones through this button."""
+    # Imported here, not at the top: the SDK is ~80 MB and seconds of import, and this button is
+    # its only user in a web process (decision 0019).
+    import anthropic
+
     client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
                                  timeout=timeout)  # fmt: skip
     try:

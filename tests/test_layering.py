@@ -2,6 +2,9 @@
 apps import downwards only (usage never imports billing, nothing imports gateway)."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +63,23 @@ def test_apps_import_downwards_only():
             for imported in imported_apps(path) - allowed - {app}:
                 wrong.append(f"{path.relative_to(ROOT)} imports {imported}")
     assert wrong == []
+
+
+# Loaded only where they are used (decision 0019): the SDK for the upstream's "Test connection"
+# button (~80 MB, seconds of import), httpx for the usage import, fakeredis without a REDIS_URL.
+LAZY = ("anthropic", "httpx", "fakeredis")
+
+
+def test_a_web_process_loads_no_sdk_it_does_not_use():
+    """A process with the console's every URL and view loaded (what serves a page or an export)
+    has not imported the heavy modules only a few paths need."""
+    probe = (
+        "import sys, django; django.setup(); import console.urls; "
+        f"print(' '.join(sorted(m for m in {LAZY!r} if m in sys.modules)))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == []

@@ -29,9 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -43,6 +42,9 @@ from orgs.models import Organization
 from . import pricing
 from .models import AnthropicUsageSource, ImportedName, Source, UsageDaily, UsageHourly
 from .signals import IngestedSpan, usage_ingested
+
+if TYPE_CHECKING:  # imported where a request is made: a web process rarely needs httpx
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class AdminApi:
         }
 
     def get(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        import httpx
+
         url = self.source.base_url.rstrip("/") + path
         try:
             response = self.client.get(url, params=params, headers=self.headers, timeout=TIMEOUT)
@@ -257,7 +261,10 @@ def import_usage(
         else _hour_floor(now) - FIRST_IMPORT
     )
     own_client = client is None
-    client = client or httpx.Client()
+    if client is None:
+        import httpx
+
+        client = httpx.Client()
     try:
         api = AdminApi(source, client)
         workspaces = api.listing("/v1/organizations/workspaces")
