@@ -3,7 +3,8 @@
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/bench_dashboard.py
 
-What is generated (in a database of its own, created, migrated and dropped):
+What is generated (in a database of its own, created, migrated and dropped; BENCH_KEEP_DATA=1
+keeps it for the next run with BENCH_KEEP_DATA=1, see bench/_data.py):
 - the organization measured: 50 API keys in 5 workspaces, 2 models per key, every UTC hour of
   13 months: hourly rollups holding 10 million requests in all, and the daily rollups made from
   them (organization-local days, Europe/Paris) — the dashboard, the chart, the breakdown and the
@@ -34,14 +35,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
+import _data  # noqa: E402
+from _data import KEYS, MODELS, WORKSPACES  # noqa: E402
 from django.db import connection  # noqa: E402
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 TARGET_MS = 150
-KEYS = 50
-WORKSPACES = 5
-MODELS = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001", "claude-opus-4-1-20250805")
 EVENTS_TOTAL = 10_000_000
 ZONE = "Europe/Paris"
 
@@ -85,23 +84,6 @@ FROM usage_usagehourly WHERE organization_id = %(org)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """  # noqa: S608
 
-EVENTS_SQL = """
-INSERT INTO usage_usageevent (request_id, upstream_request_id, created_at, organization_id,
-  workspace_id, api_key_id, endpoint, model, stream, status, error_type, input_tokens,
-  output_tokens, cache_creation_input_tokens, cache_creation_1h_input_tokens,
-  cache_read_input_tokens, web_search_requests, web_fetch_requests, code_execution_seconds,
-  service_tier, cost_micros, server_tool_cost_micros, fallback_priced, latency_ms)
-SELECT 'req_bench_' || i, '', %(since)s::timestamptz + (i * %(step)s) * interval '1 second',
-  %(org)s, (%(ws)s::bigint[])[1 + (i %% 50) %% 5], (%(keys)s::bigint[])[1 + i %% 50], 'messages',
-  (%(models)s::text[])[1 + i %% 3], false,
-  CASE WHEN i %% 40 = 0 THEN 429 ELSE 200 END,
-  CASE WHEN i %% 40 = 0 THEN 'rate_limit_error' ELSE '' END,
-  t, t / 5, 100, 0, 900, 0, 0, 0, 'standard', t * 3 + (t / 5) * 15 + 700, 0, false, 400
-FROM generate_series(1, %(n)s) i
-CROSS JOIN LATERAL (SELECT 200 + (hashint4(i)::bigint & 2147483647) %% 20000 AS t) x
-"""
-
-
 CPU: dict[str, float] = {}
 
 
@@ -124,10 +106,7 @@ def timed(client, url: str, params: dict, headers: dict | None = None, name: str
 def setup_data():
     from django.contrib.auth import get_user_model
 
-    from apikeys.models import ApiKey
-    from members.models import Membership, Role
-    from orgs.models import Organization, Workspace
-    from usage import partitions
+    from members.models import Role
 
     users = get_user_model().objects
     admin = users.create_user(email="admin@bench.test", password="x")
@@ -135,81 +114,46 @@ def setup_data():
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first = now - timedelta(days=395)
     hours = int((now - first).total_seconds() // 3600) + 1
-    orgs = []
-    for n in range(1):
-        org = Organization.objects.create(name=f"Bench {n}", slug=f"bench-{n}", timezone=ZONE)
-        Membership.objects.create(organization=org, user=admin, role=Role.ADMIN)
-        if n == 0:
-            Membership.objects.create(organization=org, user=member, role=Role.MEMBER)
-        workspaces = [
-            Workspace.objects.create(organization=org, name=f"WS {w}", is_default=w == 0)
-            for w in range(WORKSPACES)
-        ]
-        keys = [
-            ApiKey.objects.create(
-                organization=org,
-                workspace=workspaces[k % WORKSPACES],
-                owner=member if n == 0 and k < 5 else admin,
-                name=f"key {k}",
-                key_hash=f"{n * 1000 + k:064x}",
-                prefix=f"csk_{k:04d}",
-                last4=f"{k:04d}",
-            )
-            for k in range(KEYS)
-        ]
-        params = {
-            "org": org.pk, "ws": [w.pk for w in workspaces], "keys": [k.pk for k in keys],
-            "models": list(MODELS), "first": first, "last": now,
-        }  # fmt: skip
-        with connection.cursor() as cursor:
-            cursor.execute(hourly_sql(first, now, hours), {**params, "source": "gateway",
-                                                            "scale": 1})  # fmt: skip
-            # Imported usage: a tenth as many requests, in the same keys' rows (a Member
-            # never sees it; Admins do).
-            cursor.execute(hourly_sql(first, now, hours), {**params, "source": "imported",
-                                                            "scale": 0.1})  # fmt: skip
-            cursor.execute(DAILY_SQL, {"org": org.pk, "zone": ZONE})
-        orgs.append((org, params))
-    # Raw events of the measured organization: the last 31 days at the 13-month density.
-    org, params = orgs[0]
-    since = now - timedelta(days=31)
-    n_events = round(EVENTS_TOTAL * 31 / 395)
-    months = set()
-    moment = since
-    while moment <= now + timedelta(hours=1):
-        months.add(partitions.month_start(moment))
-        moment += timedelta(days=1)
-    partitions.ensure_partitions(months)
+    org, params = _data.organization_with_keys(
+        name="Bench 0", slug="bench-0", zone=ZONE,
+        members=[(admin, Role.ADMIN), (member, Role.MEMBER)],
+        key_owner=lambda k: member if k < 5 else admin,
+    )  # fmt: skip
+    params = {**params, "first": first, "last": now}
     with connection.cursor() as cursor:
-        step = (now - since).total_seconds() / n_events
-        cursor.execute(EVENTS_SQL, {**params, "since": since, "step": step, "n": n_events})
+        cursor.execute(hourly_sql(first, now, hours), {**params, "source": "gateway",
+                                                        "scale": 1})  # fmt: skip
+        # Imported usage: a tenth as many requests, in the same keys' rows (a Member never
+        # sees it; Admins do).
+        cursor.execute(hourly_sql(first, now, hours), {**params, "source": "imported",
+                                                        "scale": 0.1})  # fmt: skip
+        cursor.execute(DAILY_SQL, {"org": org.pk, "zone": ZONE})
+    # Raw events of the measured organization: the last 31 days at the 13-month density.
+    _data.insert_events(params, now - timedelta(days=31), now, round(EVENTS_TOTAL * 31 / 395))
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return orgs[0][0], admin, member, n_events
 
 
 def main() -> None:
-    if connection.vendor != "postgresql":
-        raise SystemExit("Set DATABASE_URL (PostgreSQL).")
-    settings.ALLOWED_HOSTS = ["*"]
-    original_name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_dashboard_{os.getpid()}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
-        run()
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+    with _data.bench_database("dashboard") as database:
+        started = time.perf_counter()
+        if not database.reused:
+            setup_data()
+            database.complete()
+        run(generated=None if database.reused else time.perf_counter() - started)
 
 
-def run() -> None:
+def run(generated: float | None) -> None:
+    from django.contrib.auth import get_user_model
     from django.db.models import Sum
     from django.test import Client
 
+    from orgs.models import Organization
     from usage.models import UsageDaily, UsageEvent, UsageHourly
 
-    started = time.perf_counter()
-    org, admin, member, _ = setup_data()
-    generated = time.perf_counter() - started
+    org = Organization.objects.get(slug="bench-0")
+    admin = get_user_model().objects.get(email="admin@bench.test")
+    member = get_user_model().objects.get(email="dev@bench.test")
     requests = UsageHourly.objects.filter(organization_id=org.pk, source="gateway").aggregate(
         s=Sum("requests")
     )["s"]
@@ -218,7 +162,7 @@ def run() -> None:
         f"{UsageHourly.objects.count():,} hourly and {UsageDaily.objects.count():,} daily "
         f"rollup rows (50 keys, + imported usage); "
         f"{UsageEvent.objects.count():,} raw events (last 31 days of one organization); "
-        f"generated in {generated:.0f} s"
+        + (f"generated in {generated:.0f} s" if generated is not None else "reused (kept)")
     )
     client = Client()
     client.force_login(admin)
