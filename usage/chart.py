@@ -1,4 +1,4 @@
-"""The dashboard's chart as geometry for a server-rendered SVG (templates/usage/_chart.html): one
+"""The dashboard's chart as the marks of a server-rendered SVG (templates/usage/_chart.html): one
 stacked bar per day (or hour) of the period, one colour per model. No JavaScript library: the bars
 are `<rect>`s in a viewBox stretched to the page's width, and every text (axis, legend) is HTML
 beside it, so it stays legible at phone width rather than shrinking with the drawing."""
@@ -6,7 +6,9 @@ beside it, so it stays legible at phone width rather than shrinking with the dra
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString
 
 from core import when
 
@@ -17,21 +19,6 @@ OTHER_COLOUR = "#9d9d9d"
 MAX_MODELS = len(PALETTE)  # more models than colours: the smallest are one "Other models" layer
 HEIGHT = 100  # viewBox units; the drawing is stretched to the chart's CSS height
 SLOT = 10  # viewBox units per bar
-
-
-@dataclass
-class Segment:
-    y: float
-    height: float
-    colour: str
-    title: str
-
-
-@dataclass
-class Bar:
-    x: float
-    width: float
-    segments: list[Segment]
 
 
 def format_value(value: int, metric: str) -> str:
@@ -57,28 +44,34 @@ def build(series: Series, metric: str, zone: dt.tzinfo) -> dict:
     peak = series.peak
     scale = HEIGHT / peak if peak else 0
     gap = 0.15 * SLOT if len(series.buckets) <= 60 else 0.05 * SLOT
-    bars = []
+    # The bars as markup, written here rather than by a template loop: a period of 13 months has
+    # ~1,200 segments, and the template engine spent ~30 ms of CPU on them (bench_dashboard).
+    marks = []
+    width = f"{SLOT - gap:.3f}"
     for i, bucket in enumerate(series.buckets):
         label = _bucket_label(bucket, series.hourly, zone)
+        x = f"{i * SLOT + gap / 2:.3f}"
         top = float(HEIGHT)
-        segments = []
+        marks.append("<g>")
         for name, colour, values in layers:
             value = values[i]
             if not value:
                 continue
             height = value * scale
             top -= height
-            segments.append(
-                Segment(top, height, colour, f"{label} · {name}: {format_value(value, metric)}")
+            title = escape(f"{label} · {name}: {format_value(value, metric)}")
+            marks.append(
+                f'<rect x="{x}" y="{top:.3f}" width="{width}" height="{height:.3f}" '
+                f'fill="{colour}"><title>{title}</title></rect>'
             )
-        bars.append(Bar(i * SLOT + gap / 2, SLOT - gap, segments))
+        marks.append("</g>")
     n = len(series.buckets)
     ticks = []
     if n:
         picks = sorted({0, n // 2, n - 1}) if n > 2 else list(range(n))
         ticks = [_bucket_label(series.buckets[i], series.hourly, zone) for i in picks]
     return {
-        "bars": bars,
+        "marks": SafeString("".join(marks)),  # every text in it escaped above
         "width": max(n, 1) * SLOT,
         "height": HEIGHT,
         "legend": [

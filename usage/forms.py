@@ -45,9 +45,27 @@ def _select(**attrs):
     return forms.Select(attrs={"class": "form-select form-select-sm", **attrs})
 
 
+class OneQueryChoices(forms.models.ModelChoiceIterator):
+    """The choices read by one plain query. Django's own iterator reads them through
+    `QuerySet.iterator()`, a server-side cursor on PostgreSQL (DECLARE … WITH HOLD, FETCH,
+    CLOSE: three round trips) for a few dozen keys or workspaces."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset.all():
+            yield self.choice(obj)
+
+
 class KeyChoice(forms.ModelChoiceField):
+    iterator = OneQueryChoices
+
     def label_from_instance(self, key):
         return f"{key.name} ({key.display})"
+
+
+class WorkspaceChoice(forms.ModelChoiceField):
+    iterator = OneQueryChoices
 
 
 class UsageFilterForm(forms.Form):
@@ -63,7 +81,7 @@ class UsageFilterForm(forms.Form):
         queryset=ApiKey.objects.none(), required=False, label="API key", empty_label="All keys",
         widget=_select(),
     )  # fmt: skip
-    workspace = forms.ModelChoiceField(
+    workspace = WorkspaceChoice(
         queryset=Workspace.objects.none(), required=False, label="Workspace",
         empty_label="All workspaces", widget=_select(),
     )  # fmt: skip
