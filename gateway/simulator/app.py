@@ -30,6 +30,10 @@ Injected behaviour
                         stream up to the first text delta
     ``slow:<ms>``       wait that long before answering (on top of the process-wide latency)
     ``drip:<ms>``       streaming only: wait that long between SSE events
+    ``prompt:<tokens>`` the prompt counts as that many input tokens (1..10^9), as a long
+                        conversation or a large document would, without sending one: a test
+                        reaches a spending threshold in a few requests (``count_tokens`` too;
+                        a cached prefix stays cached within it)
     ==================  =====================================================================
 
     An unknown value is a 400 ``invalid_request_error`` so a typo cannot pass silently. Error
@@ -92,6 +96,7 @@ class Behavior:
     drop: bool = False
     slow_ms: int = 0
     drip_ms: int = 0
+    prompt_tokens: int = 0  # 0: counted from the request
 
 
 NORMAL = Behavior()
@@ -107,6 +112,7 @@ INJECTED_ERRORS: dict[str, tuple[int, str, str]] = {
     "server_error": (500, "api_error", "Internal server error"),
 }
 MAX_DELAY_MS = 600_000
+MAX_PROMPT_TOKENS = 10**9
 
 
 @lru_cache(maxsize=512)
@@ -115,6 +121,7 @@ def parse_behavior(spec: str) -> Behavior:
     error: str | None = None
     flags = {"stream_error": False, "drop": False}
     delays = {"slow": 0, "drip": 0}
+    prompt_tokens = 0
     for raw_item in spec.split(","):
         item = raw_item.strip().lower()
         if not item or item == "none":
@@ -134,11 +141,20 @@ def parse_behavior(spec: str) -> Behavior:
             if not 0 <= ms <= MAX_DELAY_MS:
                 raise ValueError(f"x-sim-behavior: {name} must be 0..{MAX_DELAY_MS} ms")
             delays[name] = ms
+        elif name == "prompt":
+            try:
+                prompt_tokens = int(arg)
+            except ValueError:
+                raise ValueError(f"x-sim-behavior: prompt needs tokens, got {arg!r}") from None
+            if not 1 <= prompt_tokens <= MAX_PROMPT_TOKENS:
+                raise ValueError(f"x-sim-behavior: prompt must be 1..{MAX_PROMPT_TOKENS} tokens")
         else:
             raise ValueError(f"x-sim-behavior: unknown value {raw_item.strip()!r}")
-    if error is None and not any(flags.values()) and not any(delays.values()):
+    if error is None and not any(flags.values()) and not any(delays.values()) and not prompt_tokens:
         return NORMAL
-    return Behavior(error, flags["stream_error"], flags["drop"], delays["slow"], delays["drip"])
+    return Behavior(
+        error, flags["stream_error"], flags["drop"], delays["slow"], delays["drip"], prompt_tokens
+    )
 
 
 MAX_SERVER_TOOL_USES = 10
@@ -584,6 +600,8 @@ class Simulator:
                 send, 400, "invalid_request_error", "messages: content is nested too deeply", rid
             )
             return
+        if behavior.prompt_tokens:
+            measure.total_tokens = max(behavior.prompt_tokens, measure.cached_tokens + 1)
         if not create:
             payload = dumps({"input_tokens": measure.total_tokens})
             await send_json(send, 200, payload, rid, drop=behavior.drop)
