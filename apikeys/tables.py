@@ -22,9 +22,11 @@ class ApiKeyTable(tables.Table):
     workspace = tables.Column(accessor="workspace__name", verbose_name="Workspace")
     owner = tables.Column(accessor="owner__email", verbose_name="Owner", default="—")
     status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
-    created_at = WhenColumn(verbose_name="Created")
-    last_used_at = WhenColumn(verbose_name="Last used", default="Never")
-    expires_at = WhenColumn(verbose_name="Expires", default="Never")
+    # Dates may wrap here: eight columns and the actions menu must fit 1280 px without the
+    # sticky actions cell covering the Expires column (as on the Members page).
+    created_at = WhenColumn(verbose_name="Created", attrs={"td": {}})
+    last_used_at = WhenColumn(verbose_name="Last used", default="Never", attrs={"td": {}})
+    expires_at = WhenColumn(verbose_name="Expires", default="Never", attrs={"td": {}})
     revoked_at = WhenColumn(verbose_name="Revoked", visible=False)
     revoked_by = tables.Column(
         accessor="revoked_by_label", verbose_name="Revoked by", visible=False
@@ -68,8 +70,9 @@ class ApiKeyTable(tables.Table):
         if status != KeyStatus.REVOKED:
             return format_html("<div>{}{}</div>", badge, self._rotation_note(record, status))
         return format_html(
-            '<div>{}<div class="small text-body-secondary" data-testid="revoked-by">{}{}{}</div>'
-            "</div>",
+            # The line may break inside the address: it must not widen the column past 1280 px.
+            '<div>{}<div class="small text-body-secondary wrap-anywhere" data-testid="revoked-by">'
+            "{}{}{}</div></div>",
             badge,
             f"by {record.revoked_by_label}, " if record.revoked_by_label else "",
             when_html(record.revoked_at, table_zone(self)),
