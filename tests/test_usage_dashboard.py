@@ -492,3 +492,12 @@ def test_the_breakdown_pages_by_25_and_the_totals_count_every_row(world, usage, 
     )  # fmt: skip
     html = second.content.decode()
     assert "key 04" in html and "key 29" not in html
+
+
+def test_the_charts_cost_labels_show_a_quiet_keys_fractions_of_a_cent():
+    from usage.chart import format_value
+
+    assert format_value(230, "cost") == "$0.0002"  # not "$0.00" on both axis lines
+    assert format_value(0, "cost") == "$0.00"
+    assert format_value(1_234_567_890, "cost") == "$1,234.57"
+    assert format_value(1_234, "tokens") == "1,234"

@@ -23,7 +23,9 @@ SLOT = 10  # viewBox units per bar
 
 def format_value(value: int, metric: str) -> str:
     if metric == "cost":
-        return f"${dollars_of(value):,.2f}"
+        # Under a cent, two decimals made both axis lines of a quiet key's chart read $0.00.
+        places = 4 if 0 < value < 10_000 else 2
+        return f"${dollars_of(value):,.{places}f}"
     return f"{value:,}"
 
 

@@ -40,8 +40,12 @@ class BreakdownTable(tables.Table):
 
     def render_label(self, record):
         if record["detail"]:
+            # One element: at phone width a stacked cell lays its children side by side, and a
+            # long name beside the key's prefix ran out of the card.
             return format_html(
-                '{} <code class="small text-nowrap">{}</code>', record["label"], record["detail"]
+                '<span>{} <code class="small text-nowrap">{}</code></span>',
+                record["label"],
+                record["detail"],
             )
         return record["label"]
 
