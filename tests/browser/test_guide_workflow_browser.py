@@ -25,6 +25,8 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
+from apikeys.models import ApiKey
+from apikeys.tasks import flush_key_last_used
 from billing.models import AlertStatus, SpendAlert
 from members.models import Membership, Role
 from tests.gateway.conftest import (  # noqa: F401 (fixtures)
@@ -63,13 +65,44 @@ class Steps:
             old.unlink()
 
     def shoot(self, page, step: str, *, phone: bool = False) -> None:
+        """A screenshot at 1280 px (and 390 px), after checking that nothing on the page is
+        cut off at that width."""
         self.number += 1
         name = f"workflow-{self.number:02d}-{step}"
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        assert not cut_off(page), f"{step} at 1280 px: {cut_off(page)}"
         if phone:
             page.set_viewport_size({"width": 390, "height": 844})
             page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
+            assert not cut_off(page), f"{step} at 390 px: {cut_off(page)}"
             page.set_viewport_size({"width": 1280, "height": 900})
+
+
+# What a reader cannot see at this width: the page scrolls sideways, a table scrolls sideways
+# (its sticky actions cell then covers a column), a desktop's row of tabs is cut, or a
+# phone-width table cell (a "label: value" line) spills out of its card.
+CUT_OFF = """() => {
+  const found = [];
+  const wide = (el) => el.scrollWidth > el.clientWidth + 1;
+  const name = (el) => (el.dataset.label || el.className || el.tagName) + ': '
+    + el.innerText.trim().slice(0, 40);
+  if (wide(document.documentElement)) found.push('the page scrolls sideways');
+  document.querySelectorAll('.table-responsive').forEach((el) => {
+    if (wide(el)) found.push('scrolls sideways: ' + name(el));
+  });
+  // At phone width a row of tabs may scroll sideways (a swipe); on a desktop it must not.
+  if (window.innerWidth >= 992) document.querySelectorAll('.nav-tabs').forEach((el) => {
+    if (wide(el)) found.push('tabs cut: ' + name(el));
+  });
+  document.querySelectorAll('.table-stack td').forEach((el) => {
+    if (el.offsetParent !== null && wide(el)) found.push('spills out: ' + name(el));
+  });
+  return found;
+}"""
+
+
+def cut_off(page) -> list[str]:
+    return page.evaluate(CUT_OFF)
 
 
 def opened(new_page):
@@ -300,10 +333,17 @@ def test_the_guides_production_workflow_in_the_browser(
             break
         assert time.monotonic() < deadline, "the revoked key still works at the gateway"
         time.sleep(0.1)
+    # When each key was last used: the gateway notes it, beat's task stores it every minute.
+    deadline = time.monotonic() + 10
+    while ApiKey.objects.filter(last_used_at__isnull=True).exists():
+        assert time.monotonic() < deadline, "the gateway did not note the keys' last use"
+        flush_key_last_used()
+        time.sleep(0.1)
     lead.goto(f"/o/{SLUG}/api-keys/")
     row = lead.locator("#table-region tr", has_text="Testing")
     expect(row.locator("[data-status=revoked]")).to_have_text("Revoked")
     expect(row).to_contain_text("Default")  # which workspace the key belongs to
+    assert "Never" not in row.locator("td[data-label='Last used']").inner_text()
     expect(lead.locator("#table-region tr", has_text="Production")).to_contain_text("Active")
     steps.shoot(lead, "trouble-key-stopped-working", phone=True)
 
@@ -318,8 +358,13 @@ def test_the_guides_production_workflow_in_the_browser(
     expect(largest).to_contain_text("Production")
     steps.shoot(finance, "trouble-usage-higher")
 
-    # "I can't invite a new member": only Admins may (the page says so and names them), and the
-    # organization's member limit is on the Members page.
+    # "I can't invite a new member": only Admins may (the organization's home and the Members
+    # page say so and name them), and the organization's member limit is on the Members page.
+    dev.goto(f"/o/{SLUG}/")
+    expect(dev.get_by_test_id("who-can-invite")).to_contain_text(
+        f"Only Admins can invite members or change roles. Admins here: Lee Lead ({LEAD})"
+    )
+    steps.shoot(dev, "trouble-cannot-invite-home", phone=True)
     dev.goto(f"/o/{SLUG}/members/")
     forbidden = dev.get_by_test_id("members-forbidden")
     expect(forbidden).to_contain_text("Only Admins can")
