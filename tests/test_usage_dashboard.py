@@ -232,6 +232,31 @@ def test_htmx_swaps_the_dashboard_and_the_breakdown_alone(world, usage, client_f
     assert "HX-Target" in whole["Vary"]
 
 
+def test_a_period_that_includes_today_refreshes_itself_and_a_past_one_does_not(
+    world, usage, client_for
+):
+    usage.store([usage.add(usage.prod_key, 0, model=SONNET, cost_micros=1_000_000)])
+    client = client_for(world.admin)
+    url = reverse("usage:overview", args=[world.org.slug])
+    html = client.get(url, {"group": "model"}).content.decode()
+    live = re.search(r'<div id="usage-live"[^>]*>', html).group(0)
+    assert 'hx-trigger="every 5s, visibilitychange from:document"' in live
+    assert "data-live-refresh" in live and "group=model" in live
+    # The refresh is the live part alone: totals, chart, breakdown, requests; no filters.
+    part = client.get(url, {"group": "model"}, HTTP_HX_REQUEST="true",
+                      HTTP_HX_TARGET="usage-live")  # fmt: skip
+    html = part.content.decode()
+    assert html.lstrip().startswith('<div id="usage-live"') and "every 5s" in html
+    assert 'data-testid="total-requests">1<' in html and SONNET in html
+    assert 'id="table-region"' in html and "usage-chart" in html
+    assert "usage-filters" not in html and "price-table" not in html and "<html" not in html
+    assert "HX-Target" in part["Vary"]
+    for past in ({"period": "last_month"}, {"start": "2020-01-01", "end": "2020-01-31"}):
+        html = client.get(url, past).content.decode()
+        live = re.search(r'<div id="usage-live"[^>]*>', html).group(0)
+        assert "hx-trigger" not in live and "data-live-refresh" not in live
+
+
 def test_the_breakdown_groups_by_key_model_or_workspace(world, usage, client_for):
     usage.store(
         [

@@ -15,8 +15,15 @@ from .forms import UsageFilterForm
 from .tables import BreakdownTable
 
 BREAKDOWN_PER_PAGE = 25
-# htmx targets answered with a part of the page rather than all of it.
-PARTIALS = {"usage-page": "usage/_page.html", "table-region": "usage/_breakdown.html"}
+# htmx targets answered with a part of the page rather than all of it. "usage-live" is what
+# the filters select (totals, chart, breakdown, requests), which refreshes itself while the
+# period includes today (templates/usage/_live.html).
+PARTIALS = {
+    "usage-page": "usage/_page.html",
+    "table-region": "usage/_breakdown.html",
+    "usage-live": "usage/_live.html",
+}
+LIVE_REFRESH_SECONDS = 5  # the design's "real-time view": a request on the page within 5 s
 
 
 @org_view("usage.view")
@@ -34,20 +41,21 @@ def overview(request):
             form.scope(), form.choice("granularity", "day"), request.organization
         )
 
+    target = request.htmx.target if request.htmx else None
     context = {
         "nav": "usage",
         "scope_label": "organization" if can(request.membership, "usage.view_all") else "own",
         "form": form,
         # Dicts with "level" (Bootstrap alert colour), "title" and "text"; shown by
         # templates/usage/_notices.html. Spikes (usage/spikes.py) are the first.
-        "notices": spikes.notices_for(request.membership),
+        "notices": [] if target == "usage-live" else spikes.notices_for(request.membership),
         "group": form.choice("group", "key"),
         "metric": form.choice("metric", "cost"),
         "largest_by": form.choice("largest", "cost"),
     }
     if form.is_valid():
         context.update(_results(request, form, context))
-    template = PARTIALS.get(request.htmx.target) if request.htmx else None
+    template = PARTIALS.get(target)
     if template is None:
         context["prices"] = selectors.current_prices()
     response = render(request, template or "usage/overview.html", context)
@@ -64,8 +72,16 @@ def _results(request, form, context) -> dict:
     # 25 rows a page: rendering rows is most of the page's CPU (bench_dashboard), and a page
     # of 50 keys is read by its largest anyway (sorted by cost).
     RequestConfig(request, paginate={"per_page": BREAKDOWN_PER_PAGE}).configure(table)
-    results = {"scope": scope, "totals": totals, "table": table, "names": names}
-    if request.htmx and request.htmx.target == "table-region":
+    results = {
+        "scope": scope,
+        "totals": totals,
+        "table": table,
+        "names": names,
+        # A period that includes today refreshes itself (a past one cannot change).
+        "live_every": LIVE_REFRESH_SECONDS if scope.end >= form.today else None,
+    }
+    target = request.htmx.target if request.htmx else None
+    if target == "table-region":
         return results
     series = selectors.series(scope, context["metric"])
     results.update(

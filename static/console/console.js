@@ -38,3 +38,16 @@ document.addEventListener("change", (event) => {
   const select = event.target.closest("select[data-autosubmit]");
   if (select && select.form) select.form.submit();
 });
+
+// Parts of a page that refresh themselves (htmx `every Ns` polls with data-live-refresh, e.g. the
+// usage dashboard: templates/usage/_live.html) ask for the address bar's page, whose filters,
+// sort and page every swap has pushed; they skip their polls while the tab is hidden, and the
+// `visibilitychange` trigger they also listen to refreshes them as soon as it shows again.
+document.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.elt.matches("[data-live-refresh]")) {
+    event.detail.path = window.location.pathname + window.location.search;
+  }
+});
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (document.hidden && event.detail.elt.matches("[data-live-refresh]")) event.preventDefault();
+});
