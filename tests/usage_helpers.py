@@ -1,10 +1,13 @@
 """Helpers of the usage ingestion tests: events as the gateway publishes them, a Redis namespace
-per test, real Celery worker processes and a redis-server of a test's own."""
+per test, real Celery worker processes, a redis-server of a test's own, and the usage dashboard
+read over HTTP as a logged-in user (the "real-time view" of the production and `make run`
+process tests)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import orjson
 import redis
 from django.conf import settings
@@ -105,6 +109,56 @@ def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.1)
             return value
         assert time.monotonic() < deadline, f"{what}: did not happen within {timeout}s"
         time.sleep(interval)
+
+
+_REQUESTS_TOTAL = re.compile(r'data-testid="total-requests">([0-9,]+)<')
+
+
+def dashboard_browser(client, user, base_url: str) -> httpx.Client:
+    """An HTTP client logged in as `user` on a server started by the test (a real session,
+    stored in the database the servers share), keeping its connection open as a browser does."""
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return httpx.Client(base_url=base_url, cookies={name: client.cookies[name].value}, timeout=30)
+
+
+def dashboard_requests(browser: httpx.Client, slug: str) -> int:
+    """The "Requests" total of the usage dashboard's default view (the last 7 days), read from
+    the page the server returns to the logged-in browser."""
+    response = browser.get(f"/o/{slug}/usage/")
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    found = _REQUESTS_TOTAL.search(response.text)
+    assert found, response.text[:2000]
+    return int(found.group(1).replace(",", ""))
+
+
+def real_time_view(browser: httpx.Client, slug: str, send) -> tuple[float, float]:
+    """design.md's "real-time view", measured: with the dashboard open (it shows no request;
+    loaded twice, so the second is a warm page: the reference), call `send()` (one request
+    through the gateway, returning once answered), then poll the page until it shows the
+    request. Returns (seconds from the answer to the page showing it, one warm page)."""
+    assert dashboard_requests(browser, slug) == 0
+    started = time.monotonic()
+    assert dashboard_requests(browser, slug) == 0
+    one_page = time.monotonic() - started
+    send()
+    return seconds_until_dashboard_shows(browser, slug, 1, since=time.monotonic()), one_page
+
+
+def seconds_until_dashboard_shows(
+    browser: httpx.Client, slug: str, requests: int, since: float
+) -> float:
+    """Poll the dashboard until it shows `requests` requests; the seconds from `since` (a
+    `time.monotonic()`, when the request was answered) to the end of the page that showed them.
+    Gives up after 30 s (the caller asserts its own bound on what this returns)."""
+    while True:
+        shown = dashboard_requests(browser, slug)
+        elapsed = time.monotonic() - since
+        if shown >= requests:
+            assert shown == requests, f"the dashboard shows {shown} requests, {requests} sent"
+            return elapsed
+        assert elapsed < 30, f"the dashboard still shows {shown} requests after {elapsed:.1f} s"
+        time.sleep(0.1)
 
 
 def database_url() -> str:

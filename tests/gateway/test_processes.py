@@ -1,9 +1,10 @@
 """The production processes of docker-compose.yml, started by hand as compose starts them: the
 ASGI server with two workers (`uvicorn console.asgi:application`), a Celery worker and Celery
 beat, against the local PostgreSQL and a Redis of the test's own (append-only, like compose's).
-Requests go through the gateway with the official SDK; their usage reaches the rollups and the
-dashboard, a spending threshold's email goes out from the worker and is in the audit log; then
-each process gets SIGTERM and exits cleanly, and every request's event is stored once.
+Requests go through the gateway with the official SDK; the first is on the dashboard (read over
+HTTP as a logged-in Admin) within 5 s of its answer (design.md's "real-time view"), their usage
+reaches the rollups, a spending threshold's email goes out from the worker and is in the audit
+log; then each process gets SIGTERM and exits cleanly, and every request's event is stored once.
 
 The commands are the compose file's own (tests/test_compose.py checks the file; this runs it)."""
 
@@ -30,7 +31,12 @@ from audit.models import AuditEvent
 from billing import services, spend
 from gateway.services import configure_upstream
 from tests.deployment import ROOT, compose_config
-from tests.usage_helpers import RedisServer, wait_for
+from tests.usage_helpers import (
+    RedisServer,
+    dashboard_browser,
+    real_time_view,
+    wait_for,
+)
 from usage.models import UsageDaily, UsageEvent
 
 from .conftest import MODEL, mint_key, seed_prices
@@ -143,12 +149,28 @@ def stack(world, simulator, settings, tmp_path):
         redis_server.stop()
 
 
-def test_the_compose_processes_serve_meter_alert_and_stop_cleanly(stack, world, simulator, client):
+def test_the_compose_processes_serve_meter_show_alert_and_stop_cleanly(
+    stack, world, simulator, client
+):
     url, processes, directory = stack
     seed_prices()
     configure_upstream(organization=world.org, base_url=simulator.url, api_key="sk-sim-procs",
                        actor=None)  # fmt: skip
     key, _ = mint_key(world.admin, world.org.workspaces.get(is_default=True))
+    sdk = anthropic.Anthropic(api_key=key, base_url=url, max_retries=0, timeout=30)
+
+    # Real-time view: an Admin has the dashboard open; one request is on it within 5 s of its
+    # answer (from the answer: the processes' start-up is not counted).
+    with dashboard_browser(client, world.admin.user, url) as browser:
+        latency, one_page = real_time_view(
+            browser, world.org.slug, lambda: sdk.messages.create(**BODY)
+        )
+    print(
+        f"\nreal-time view, production (uvicorn + celery worker + beat): on the dashboard "
+        f"{latency:.2f} s after the answer (reference: one dashboard page {one_page:.2f} s)"
+    )
+    assert latency <= 5.0, f"the request reached the dashboard after {latency:.2f} s"
+    sent = 1
     body_bytes = len(httpx.Request("POST", "http://x", json=BODY).content)
     reservation = spend.max_cost_micros(MODEL, BODY["max_tokens"], body_bytes)
     cap = 10_000  # one cent: a few dozen requests cross 50 %
@@ -159,9 +181,7 @@ def test_the_compose_processes_serve_meter_alert_and_stop_cleanly(stack, world, 
     )  # fmt: skip
     time.sleep(6)  # the web workers' limit caches (5 s) see the new cap
 
-    sdk = anthropic.Anthropic(api_key=key, base_url=url, max_retries=0, timeout=30)
     mail_dir = directory / "mail"
-    sent = 0
     statuses = []
     while not (mail_dir.exists() and any(mail_dir.iterdir())):
         assert sent < 300, (
