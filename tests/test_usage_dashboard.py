@@ -526,3 +526,17 @@ def test_the_charts_cost_labels_show_a_quiet_keys_fractions_of_a_cent():
     assert format_value(0, "cost") == "$0.00"
     assert format_value(1_234_567_890, "cost") == "$1,234.57"
     assert format_value(1_234, "tokens") == "1,234"
+
+
+def test_the_largest_requests_point_to_token_limits_by_role(client_for, world, usage):
+    usage.store([usage.add(usage.prod_key, input_tokens=90_000, output_tokens=10)])
+
+    def hint(membership):
+        return page(client_for(membership), world).content.decode()
+
+    ceiling_page = reverse("gateway:upstream", args=["acme-support"]) + "#workspaces"
+    admin = hint(world.admin)
+    assert 'data-testid="token-limits"' in admin and ceiling_page in admin
+    finance = hint(world.billing)
+    assert "an Admin can also set a max_tokens ceiling per workspace" in finance
+    assert ceiling_page not in finance  # Settings are the Admins'

@@ -45,6 +45,8 @@ def overview(request):
     context = {
         "nav": "usage",
         "scope_label": "organization" if can(request.membership, "usage.view_all") else "own",
+        # The guide's "usage is higher than expected": who may cap max_tokens per workspace.
+        "may_set_ceilings": can(request.membership, "settings.manage"),
         "form": form,
         # Dicts with "level" (Bootstrap alert colour), "title" and "text"; shown by
         # templates/usage/_notices.html. Spikes (usage/spikes.py) are the first.

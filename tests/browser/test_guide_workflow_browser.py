@@ -167,8 +167,8 @@ def create_key(page, name: str) -> str:
     return page.get_by_test_id("new-key").input_value()
 
 
-def ask(client: anthropic.Anthropic, text: str):
-    return client.messages.create(model=MODEL, max_tokens=64,
+def ask(client: anthropic.Anthropic, text: str, max_tokens: int = 64):
+    return client.messages.create(model=MODEL, max_tokens=max_tokens,
                                   messages=[{"role": "user", "content": text}])  # fmt: skip
 
 
@@ -347,7 +347,29 @@ def test_the_guides_production_workflow_in_the_browser(
     largest = finance.get_by_test_id("largest-requests")
     expect(largest).to_contain_text(f"{PROMPT_TOKENS:,}")
     expect(largest).to_contain_text("Production")
+    expect(finance.get_by_test_id("token-limits")).to_contain_text(
+        "an Admin can also set a max_tokens ceiling per workspace"
+    )
     steps.shoot(finance, "trouble-usage-higher")
+    # "Consider implementing token limits": the lead follows the page to the workspace's
+    # max_tokens ceiling, which the gateway then enforces.
+    lead.goto(f"/o/{SLUG}/usage/")
+    lead.get_by_role("link", name="max_tokens ceiling per workspace").click()
+    lead.get_by_role("row", name=re.compile("^Default")).get_by_role("link", name="Edit").click()
+    lead.wait_for_url("**/settings/upstream/workspaces/*/")
+    lead.get_by_label("max_tokens ceiling").fill("1024")
+    lead.get_by_role("button", name="Save policy").click()
+    expect(lead.get_by_label("max_tokens ceiling")).to_have_value("1024")
+    steps.shoot(lead, "trouble-token-ceiling")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ask(sdk[production], "Write me a novel", max_tokens=4096)
+        except anthropic.BadRequestError as refused:
+            assert "max_tokens: 4096 is above this workspace's limit of 1024" in str(refused)
+            break
+        assert time.monotonic() < deadline, "the gateway does not enforce the new ceiling"
+        time.sleep(0.1)
 
     # "I can't invite a new member": only Admins may (the organization's home and the Members
     # page say so and name them), and the organization's member limit is on the Members page.
