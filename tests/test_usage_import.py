@@ -146,6 +146,63 @@ def test_gateway_usage_in_the_same_buckets_is_left_alone(world, source):
     assert (gateway.day, gateway.cost_micros, gateway.api_key_id) == (day, 5_000_000, 7)
 
 
+def test_imported_keys_and_workspaces_are_filters_of_the_page_and_the_csv(
+    world, source, client_for
+):
+    import csv
+    import io
+    import re
+
+    from django.db.models import Sum
+
+    anthropic_import.import_usage(source.pk, now=NOW)
+    names = {n.anthropic_id: n for n in ImportedName.objects.filter(organization=world.org)}
+    backend, production = names["apikey_01SimBackend"], names["wrkspc_01SimProduction"]
+    start, end = (NOW - dt.timedelta(days=3)).date(), NOW.date()
+    period = {"start": str(start), "end": str(end)}
+    client = client_for(world.admin)
+    url = f"/o/{world.org.slug}/usage/"
+
+    html = client.get(url, period).content.decode()
+    key_select = re.search(r'<select name="key".*?</select>', html, re.S).group(0)
+    assert '<optgroup label="Imported from Anthropic">' in key_select
+    assert f'<option value="{backend.local_id}">backend-prod (Anthropic, {backend.hint})' in (
+        key_select
+    )
+    workspace_select = re.search(r'<select name="workspace".*?</select>', html, re.S).group(0)
+    assert f'<option value="{production.local_id}">Production (Anthropic)' in workspace_select
+
+    for field, name, column in (("key", backend, "api_key_id"), ("workspace", production,
+                                                                  "workspace_id")):  # fmt: skip
+        rows = UsageDaily.objects.filter(
+            organization_id=world.org.pk, day__gte=start, day__lte=end, **{column: name.local_id}
+        )
+        # Anthropic's report counts tokens, not requests.
+        expected = rows.aggregate(output=Sum("output_tokens"), cost=Sum("cost_micros"))
+        everything = rows.model.objects.filter(
+            organization_id=world.org.pk, day__gte=start, day__lte=end
+        ).aggregate(o=Sum("output_tokens"))["o"]
+        assert 0 < expected["output"] < everything  # the filter narrows
+        page = client.get(url, {**period, field: name.local_id}).content.decode()
+        assert "Some filters are not valid" not in page
+        shown = re.search(r'data-testid="total-output-tokens">([0-9,]+)<', page).group(1)
+        assert int(shown.replace(",", "")) == expected["output"]
+        assert f'<option value="{name.local_id}" selected>' in page
+
+        export = client.get(url, {**period, field: name.local_id, "_export": "csv"})
+        lines = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+        assert sum(int(line["output_tokens"]) for line in lines) == expected["output"]
+        micros = sum(int(line["cost_usd"].replace(".", "")) for line in lines)
+        assert micros == expected["cost"]
+        label = "api_key_name" if field == "key" else "workspace"
+        assert {line[label] for line in lines} == {f"{name.name} (Anthropic)"}
+
+    # A Member sees their own keys' gateway usage only: no imported choice, and none by URL.
+    member = client_for(world.member).get(url, {**period, "key": backend.local_id})
+    assert "Imported from Anthropic" not in member.content.decode()
+    assert "Select a valid choice." in member.content.decode()
+
+
 def test_a_key_anthropic_refuses_is_reported_and_retried_later_with_backoff(world, source):
     anthropic_import.save_admin_key(
         organization=world.org, api_key="sk-ant-admin01-revoked-key-0000000000-dead", actor=None

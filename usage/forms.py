@@ -4,6 +4,10 @@ A period is a preset (last 7 or 30 days, this month, last month) or a custom ran
 in the organization's time zone; a start or end date in the URL means a custom range. Values that
 are wrong (a date that is not one, an end before the start, a key or workspace the member cannot
 see, a model never used) are form errors shown on the page, never a 500.
+
+The key and workspace filters offer the console's own keys and workspaces and, to those who see
+the whole organization, Anthropic's met by the usage import (`ImportedName`: negative ids, the
+ids their rollups carry, decision 0013), in a group of their own.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from members.models import Membership
 from orgs.models import Workspace
 
 from . import selectors
-from .models import Source
+from .models import ImportedName, Source
 
 PERIODS = [
     ("7d", "Last 7 days"),
@@ -45,27 +49,25 @@ def _select(**attrs):
     return forms.Select(attrs={"class": "form-select form-select-sm", **attrs})
 
 
-class OneQueryChoices(forms.models.ModelChoiceIterator):
-    """The choices read by one plain query. Django's own iterator reads them through
-    `QuerySet.iterator()`, a server-side cursor on PostgreSQL (DECLARE … WITH HOLD, FETCH,
-    CLOSE: three round trips) for a few dozen keys or workspaces."""
-
-    def __iter__(self):
-        if self.field.empty_label is not None:
-            yield ("", self.field.empty_label)
-        for obj in self.queryset.all():
-            yield self.choice(obj)
+def _id_choice(**options) -> forms.TypedChoiceField:
+    """A select of ids (the console's, positive, and the import's, negative), whose choices the
+    form sets per organization: a callable, read (one plain query each) only when the field is
+    shown or a value is checked."""
+    return forms.TypedChoiceField(coerce=int, empty_value=None, required=False, widget=_select(),
+                                  **options)  # fmt: skip
 
 
-class KeyChoice(forms.ModelChoiceField):
-    iterator = OneQueryChoices
+def _choices(empty: str, own, imported) -> list:
+    """The choices of an id select: the console's own, then a group of the imported ones."""
+    imported = [(n.local_id, _imported_label(n)) for n in imported]
+    if not imported:
+        return [("", empty), *own]
+    return [("", empty), ("Console", list(own)), ("Imported from Anthropic", imported)]
 
-    def label_from_instance(self, key):
-        return f"{key.name} ({key.display})"
 
-
-class WorkspaceChoice(forms.ModelChoiceField):
-    iterator = OneQueryChoices
+def _imported_label(name: ImportedName) -> str:
+    label = name.name or name.anthropic_id
+    return f"{label} (Anthropic, {name.hint})" if name.hint else f"{label} (Anthropic)"
 
 
 class UsageFilterForm(forms.Form):
@@ -77,14 +79,8 @@ class UsageFilterForm(forms.Form):
         required=False, label="To", widget=DateInput(attrs={"class": "form-control-sm"})
     )
     model = forms.ChoiceField(required=False, label="Model", widget=_select())
-    key = KeyChoice(
-        queryset=ApiKey.objects.none(), required=False, label="API key", empty_label="All keys",
-        widget=_select(),
-    )  # fmt: skip
-    workspace = WorkspaceChoice(
-        queryset=Workspace.objects.none(), required=False, label="Workspace",
-        empty_label="All workspaces", widget=_select(),
-    )  # fmt: skip
+    key = _id_choice(label="API key")
+    workspace = _id_choice(label="Workspace")
     source = forms.ChoiceField(
         choices=[("", "All sources"), *Source.choices], required=False, label="Source",
         widget=_select(),
@@ -110,13 +106,23 @@ class UsageFilterForm(forms.Form):
         self.own_key_ids = selectors.visible_key_ids(membership)
         keys = ApiKey.objects.filter(organization=organization).order_by("name", "pk")
         workspaces = Workspace.objects.filter(organization=organization).order_by("name")
+        imported = ImportedName.objects.filter(organization=organization).order_by("name", "pk")
         if self.own_key_ids is not None:
             keys = keys.filter(pk__in=self.own_key_ids)
             workspaces = workspaces.filter(pk__in=keys.values("workspace_id"))
             # Imported usage is Anthropic's keys': a Member's own usage is the gateway's.
             del self.fields["source"]
-        self.fields["key"].queryset = keys
-        self.fields["workspace"].queryset = workspaces
+            imported = imported.none()
+        self.fields["key"].choices = lambda: _choices(
+            "All keys",
+            ((key.pk, f"{key.name} ({key.display})") for key in keys),
+            imported.filter(kind=ImportedName.Kind.API_KEY),
+        )
+        self.fields["workspace"].choices = lambda: _choices(
+            "All workspaces",
+            ((workspace.pk, workspace.name) for workspace in workspaces),
+            imported.filter(kind=ImportedName.Kind.WORKSPACE),
+        )
         models = selectors.models_used(organization, self.own_key_ids)
         self.fields["model"].choices = [("", "All models"), *((m, m) for m in models if m)]
 
@@ -186,8 +192,8 @@ class UsageFilterForm(forms.Form):
             start=data["start"],
             end=data["end"],
             model=data.get("model") or "",
-            api_key_id=data["key"].pk if data.get("key") else None,
-            workspace_id=data["workspace"].pk if data.get("workspace") else None,
+            api_key_id=data.get("key"),
+            workspace_id=data.get("workspace"),
             source=data.get("source") or "",
             own_key_ids=self.own_key_ids,
         )
