@@ -54,6 +54,7 @@ import logging
 import math
 import secrets
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,6 +66,8 @@ from django.db.models import Q
 
 from core import hotpath
 from core.broadcast import Broadcast
+from core.counters import ANY_EPOCH
+from core.counters import adjust as adjust_counter
 from core.hotcache import HotCache
 from usage import pricing
 
@@ -426,6 +429,48 @@ def settlement(reservation: Reservation | None, actual_micros: int) -> list[tupl
     if delta > 0 and reservation.amount:  # not with a sound bound; if it does, count the truth
         logger.warning("Actual cost exceeded the reservation for %s", reservation.counters)
     return [(key, delta, epoch) for key, epoch in reservation.counters]
+
+
+# -- usage repriced -------------------------------------------------------------------------------
+
+
+def on_usage_repriced(sender=None, organization_id=0, days=(), start=None, end=None, **kwargs):
+    """Receiver of `usage.signals.usage_repriced` (`manage.py reprice`, after its commit): the
+    counters follow the rollups, as a rebuild would count them. Each monthly counter Redis holds
+    (the organization's, and those of the workspaces and keys the repriced usage is in) gets
+    the difference of its scope and month, whatever its epoch: it holds the old costs, from a
+    rebuild or from settlements. A counter Redis does not hold is rebuilt from the repriced
+    rollups when a request needs it. The prepaid-credit window's counter, when the period
+    reaches into the window, is dropped, to be rebuilt the same way (its first, partial hour
+    counts raw events, which days cannot tell apart).
+
+    Not exact in one case: a counter rebuilt between the repricing's commit and this receiver
+    (a new month's first request, a Redis that lost its data) counts the difference twice."""
+    differences: dict[str, int] = defaultdict(int)
+    for change in days:
+        month = periods.month_key(change.day.replace(day=1))
+        differences[f"{_key('o', organization_id)}:{month}"] += change.cost_micros
+        if change.workspace_id:
+            differences[f"{_key('w', change.workspace_id)}:{month}"] += change.cost_micros
+        if change.api_key_id:
+            differences[f"{_key('k', change.api_key_id)}:{month}"] += change.cost_micros
+    pipe = hotpath.client().pipeline(transaction=False)
+    for key, difference in sorted(differences.items()):
+        if difference:
+            adjust_counter(pipe, key, difference, ANY_EPOCH)
+    account = (
+        CreditAccount.objects.filter(organization_id=organization_id, enabled=True)
+        .exclude(window_started_at=None)
+        .first()
+    )
+    if account is not None and (end is None or account.window_started_at < end):
+        window = int(account.window_started_at.timestamp())
+        pipe.delete(_key("c", f"{organization_id}:{window}"))
+    pipe.execute()
+    logger.info(
+        "Spend counters of organization %s corrected after repricing: %s",
+        organization_id, dict(differences),
+    )  # fmt: skip
 
 
 _last_unavailable_log = 0.0

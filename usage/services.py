@@ -20,7 +20,7 @@ from . import pricing
 from .ingest import _add_to_rollups, _announce, _zones
 from .models import ModelPrice, Source, UsageEvent
 from .price_lists import PRICE_FIELDS, PriceRow, model_field_defaults
-from .signals import IngestedSpan
+from .signals import IngestedSpan, RepricedDay, usage_repriced
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,9 @@ def reprice_usage(
     rollups outlive raw events (retention), and a rollup row may hold events outside the period
     (an hour cut by a day of a zone with a half-hour offset). A period past the raw events'
     retention cannot be repriced: its rollups keep their costs. Daily rows are found with the
-    organization's current time zone (as ingestion files them)."""
+    organization's current time zone (as ingestion files them). After each organization's
+    commit, `usage_repriced` carries the differences by day, workspace and key: billing's spend
+    counters at the gateway follow them (billing.spend.on_usage_repriced)."""
     from orgs.models import Organization
 
     if last < first:
@@ -260,7 +262,22 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
             [IngestedSpan(org.pk, start, end, 0, result.cost_after - result.cost_before)],
             "repriced",
         )
+        _announce_repriced(org.pk, daily, start, end)
     return result
+
+
+def _announce_repriced(organization_id: int, daily: dict[tuple, dict], start, end) -> None:
+    """`usage_repriced` with the cost differences by day, workspace and key (models summed):
+    billing corrects the gateway's spend counters by them."""
+    by_day: dict[tuple, int] = defaultdict(int)
+    for (_org, workspace_id, api_key_id, _model, day), totals in daily.items():
+        by_day[(day, workspace_id, api_key_id)] += totals["cost_micros"]
+    days = [RepricedDay(*where, cost) for where, cost in sorted(by_day.items()) if cost]
+    for receiver, response in usage_repriced.send_robust(
+        sender=UsageEvent, organization_id=organization_id, days=days, start=start, end=end
+    ):
+        if isinstance(response, Exception):
+            logger.error("usage_repriced receiver %r failed: %r", receiver, response)
 
 
 def _deltas() -> dict:

@@ -18,16 +18,29 @@ stores nothing and sends nothing. `source` is "gateway", "imported" or "repriced
 
 Receivers run in the ingesting thread, after the commit: they must be quick (queue a task
 rather than work) and their exceptions are logged, never raised into ingestion (`send_robust`).
+
+`usage_repriced` is sent by `usage.services.reprice_usage` (`manage.py reprice`) after each
+organization's repricing commits, with what changed, so that what counts spend outside the
+rollups (billing's spend counters at the gateway) can follow:
+
+    @receiver(usage_repriced)
+    def on_repriced(sender, organization_id, days, start, end, **kwargs):
+        for change in days:   # RepricedDay: per organization-local day, workspace and key
+            ...               # change.cost_micros is the difference (new − old), often < 0
+
+`start` and `end` are the instants of the repriced period (its first and last days' midnights
+in the organization's zone, end exclusive).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.dispatch import Signal
 
 usage_ingested = Signal()
+usage_repriced = Signal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,4 +49,15 @@ class IngestedSpan:
     first: datetime
     last: datetime
     events: int
+    cost_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepricedDay:
+    """How much the gateway usage of one organization-local day, workspace and key changed by
+    a repricing (micro-dollars, new − old; ids 0 for none), as the daily rollups hold it."""
+
+    day: date
+    workspace_id: int
+    api_key_id: int
     cost_micros: int

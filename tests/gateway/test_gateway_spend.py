@@ -163,3 +163,68 @@ def test_concurrent_rebuilds_of_one_counter_count_the_usage_once(gw):
     thread.join()
     assert values == [2_000_000] * 20
     assert counter_value(gw.org.pk) == 2_000_000
+
+
+def test_a_repricing_brings_the_counters_the_gateway_caps_with_to_the_repriced_spend(gw):
+    """`manage.py reprice` after a price correction: the organization's and the key's monthly
+    counters and the prepaid credits' hold what billing reads from the repriced rollups, and
+    keep counting from there."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    from django.core.management import call_command
+
+    from billing import credits, selectors
+    from billing.models import CreditAccount, LimitScope
+    from core import hotpath
+    from usage import pricing
+    from usage.models import ModelPrice
+
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=50_000_000)
+    SpendLimit.objects.create(organization=gw.org, monthly_cap_micros=40_000_000,
+                              scope=LimitScope.API_KEY, api_key=gw.key_row)  # fmt: skip
+    credits.configure_credits(organization=gw.org, actor=None, enabled=True,
+                              auto_recharge=False, recharge_threshold_micros=0,
+                              recharge_amount_micros=0, expected_version=None)  # fmt: skip
+    credits.grant_credits(organization=gw.org, actor=None, amount_micros=30_000_000, memo="Start")
+    ask = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hello"}]}
+    with gw.client() as client:
+        for _ in range(3):
+            client.messages.create(**ask)
+    events_for(gw.org.pk, 3)
+    today = datetime.now(gw.org.tzinfo).date()
+    month = today.replace(day=1)
+    key_counter = f"{spend._key('k', gw.key_row.pk)}:{month:%Y-%m}"
+
+    window = CreditAccount.objects.get(organization=gw.org).window_started_at
+    credit_counter = f"{spend._key('c', gw.org.pk)}:{int(window.timestamp())}"
+
+    def counters() -> tuple[int, int]:
+        client = hotpath.client()
+        return counter_value(gw.org.pk), int(client.hget(key_counter, "total") or 0)
+
+    def credit_used() -> int:
+        return int(hotpath.client().hget(credit_counter, "total") or 0)
+
+    before = selectors.period_spend(gw.org.pk, month)
+    assert before > 0 and counters() == (before, before)
+    assert credit_used() == selectors.consumed_since(gw.org.pk, window) == before
+
+    # The operator finds Haiku's prices were entered 3 times too high, corrects and reprices.
+    ModelPrice.objects.filter(model="claude-haiku-4-5").update(
+        input_per_mtok=Decimal("0.33"), output_per_mtok=Decimal("1.66")
+    )
+    pricing.invalidate()
+    call_command("reprice", "--org", gw.org.slug, "--from", str(today), "--to", str(today))
+    after = selectors.period_spend(gw.org.pk, month)
+    assert 0 < after < before
+    assert counters() == (after, after)
+    assert not hotpath.client().exists(credit_counter)  # rebuilt from usage when next needed
+
+    # The gateway goes on counting from the corrected figure (the counters' epoch is kept).
+    with gw.client() as client:
+        client.messages.create(**ask)
+    events_for(gw.org.pk, 4)
+    assert counters() == (selectors.period_spend(gw.org.pk, month),) * 2
+    assert counters()[0] > after
+    assert credit_used() == selectors.consumed_since(gw.org.pk, window) == counters()[0]

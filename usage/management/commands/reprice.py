@@ -19,8 +19,9 @@ class Command(BaseCommand):
     help = (
         "Price the gateway's usage of a past period again at the prices now on file (after a "
         "price was corrected) and correct the hourly and daily rollups that hold it, one "
-        "transaction per organization. Days are each organization's own (its time zone), both "
-        "ends included. Idempotent."
+        "transaction per organization. The gateway's spend counters (caps, credits) follow "
+        "(billing listens). Days are each organization's own (its time zone), both ends "
+        "included. Idempotent."
     )
 
     def add_arguments(self, parser):
