@@ -1,6 +1,8 @@
 """The guide's "Step 1: Create an Organization", switching between organizations, requiring MFA.
 The settings page: tests/test_organization_settings.py."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -136,3 +138,22 @@ def test_org_home_tells_non_admins_who_can_invite_and_how_to_leave(client, world
     assert (
         "Only Admins can invite members" not in client.get(f"/o/{world.org.slug}/").content.decode()
     )
+
+
+def test_org_home_walks_admins_through_the_guides_production_setup(client, world):
+    from apikeys.services import create_api_key
+    from billing import services as billing_services
+
+    def steps(membership):
+        client.force_login(membership.user)
+        page = client.get(f"/o/{world.org.slug}/").content.decode()
+        return re.findall(r'data-done="(\w+)"', page)
+
+    # The world has members already: organization and team are done, keys and limit are not.
+    assert steps(world.admin) == ["yes", "yes", "no", "no", "ongoing"]
+    create_api_key(membership=world.member, workspace=world.workspace, name="Development",
+                   actor=None)  # fmt: skip
+    billing_services.save_spend_limit(organization=world.org, actor=None, enabled=True,
+                                      cap_micros=1_000_000_000, thresholds=[50, 80, 90])  # fmt: skip
+    assert steps(world.admin) == ["yes", "yes", "yes", "yes", "ongoing"]
+    assert steps(world.member) == [] and steps(world.billing) == []  # Admins set it up

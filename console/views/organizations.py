@@ -4,7 +4,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
+from apikeys.models import KeyStatus
+from apikeys.selectors import keys_visible_to, with_status
 from billing import selectors as billing_selectors
 from core.emails import absolute_url
 from members import services as member_services
@@ -57,4 +60,35 @@ def org_home(request):
         "usage_month": usage_selectors.month_to_date(request.membership),
         "usage_scope": "organization" if can(request.membership, "usage.view_all") else "own",
     }
+    if can(request.membership, "members.manage"):
+        seats, billing = context["seats"], context["billing"]
+        context["setup"] = production_setup(request.membership, seats, billing)
     return render(request, "console/org_home.html", context)
+
+
+def production_setup(membership, seats, billing: dict) -> list[dict]:
+    """The guide's "Setting Up a Production Environment", step by step, each with whether this
+    organization has done it (for its Admins' home page)."""
+    slug = membership.organization.slug
+    active_keys = with_status(keys_visible_to(membership), KeyStatus.ACTIVE).count()
+    limited = any(
+        status.limit.enabled and status.limit.scope == "organization"
+        for status in billing.get("statuses", ())
+    )
+    return [
+        {"title": "Create an organization", "done": True,
+         "text": "Your top-level container for members, keys and billing."},
+        {"title": "Invite your team", "done": seats.members > 1 or seats.pending > 0,
+         "text": "Developers as Members, your finance person as Billing-only.",
+         "url": reverse("members:invite", args=[slug]), "action": "Invite member"},
+        {"title": "Create scoped API keys", "done": active_keys > 0,
+         "text": "Separate keys for Development, Production and Testing (CI/CD)"
+                 f" · {active_keys} active now.",
+         "url": reverse("apikeys:create", args=[slug]), "action": "Create Key"},
+        {"title": "Set a spending limit", "done": limited,
+         "text": "A monthly cap with email alerts, e.g. $1,000 with alerts at 50%, 80% and 90%.",
+         "url": reverse("billing:limits", args=[slug]), "action": "Spending Limits"},
+        {"title": "Monitor usage weekly", "done": None,
+         "text": "Review the Usage dashboard every Monday and export its CSV for cost tracking.",
+         "url": reverse("usage:overview", args=[slug]), "action": "Usage"},
+    ]  # fmt: skip

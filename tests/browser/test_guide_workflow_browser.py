@@ -202,6 +202,8 @@ def test_the_guides_production_workflow_in_the_browser(
     lead.fill("input[name=name]", ORG)
     lead.get_by_role("button", name="Create organization").click()
     lead.wait_for_url(f"**/o/{SLUG}/")
+    setup = lead.get_by_test_id("production-setup")  # the guide's workflow, as a checklist
+    expect(setup.locator("li[data-done=yes]")).to_have_text([re.compile("Create an organization")])
     steps.shoot(lead, "organization-home", phone=True)
     # Requests with the organization's keys go to its upstream (here, the simulator).
     lead.goto(f"/o/{SLUG}/settings/upstream/")
@@ -252,6 +254,10 @@ def test_the_guides_production_workflow_in_the_browser(
         "Spending limit saved: $1,000.00 a month, alerts at 50%, 80%, 90% (on)."
     )
     steps.shoot(finance, "spending-limit", phone=True)
+    lead.goto(f"/o/{SLUG}/")
+    expect(setup.locator("li[data-done=yes]")).to_have_count(4)  # all but "Monitor usage weekly"
+    expect(setup).to_contain_text("3 active now")
+    steps.shoot(lead, "setup-done", phone=True)
 
     # Traffic with the official SDK through the gateway: the developer's laptop and CI once,
     # then the deployed application until the 50 % alert is emailed.
