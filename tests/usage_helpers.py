@@ -133,10 +133,10 @@ def dashboard_requests(browser: httpx.Client, slug: str) -> int:
 
 
 def real_time_view(browser: httpx.Client, slug: str, send) -> tuple[float, float]:
-    """design.md's "real-time view", measured: with the dashboard open (it shows no request;
-    loaded twice, so the second is a warm page: the reference), call `send()` (one request
-    through the gateway, returning once answered), then poll the page until it shows the
-    request. Returns (seconds from the answer to the page showing it, one warm page)."""
+    """The "real-time view" (decision 0020), measured: with the dashboard open (it shows no
+    request; loaded twice, so the second is a warm page: the reference), call `send()` (one
+    request through the gateway, returning once answered), then poll the page until it shows
+    the request. Returns (seconds from the answer to the page showing it, one warm page)."""
     assert dashboard_requests(browser, slug) == 0
     started = time.monotonic()
     assert dashboard_requests(browser, slug) == 0

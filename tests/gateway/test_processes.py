@@ -2,9 +2,10 @@
 ASGI server with two workers (`uvicorn console.asgi:application`), a Celery worker and Celery
 beat, against the local PostgreSQL and a Redis of the test's own (append-only, like compose's).
 Requests go through the gateway with the official SDK; the first is on the dashboard (read over
-HTTP as a logged-in Admin) within 5 s of its answer (design.md's "real-time view"), their usage
-reaches the rollups, a spending threshold's email goes out from the worker and is in the audit
-log; then each process gets SIGTERM and exits cleanly, and every request's event is stored once.
+HTTP as a logged-in Admin) within 5 s of its answer (the "real-time view", decision 0020),
+their usage reaches the rollups, a spending threshold's email goes out from the worker and is in
+the audit log; then each process gets SIGTERM and exits cleanly, and every request's event is
+stored once.
 
 The commands are the compose file's own (tests/test_compose.py checks the file; this runs it)."""
 

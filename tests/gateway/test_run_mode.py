@@ -3,7 +3,7 @@
 WEB_RUNS_BACKGROUND_WORK. What one worker does must hold in the other: a revoked key is refused
 by both, a monthly cap counts both workers' spend, and the workers drain the usage stream
 themselves (no Celery worker, no test-side consumer), fast enough that a request is on the
-dashboard within 5 s of its answer (design.md's "real-time view")."""
+dashboard within 5 s of its answer (the "real-time view", decision 0020)."""
 
 from __future__ import annotations
 
