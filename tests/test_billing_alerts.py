@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # In the current month: editing a limit claims the thresholds already passed in the period of the
 # real now (billing.alerts.mark_passed_thresholds), so usage must be in that period. (A fixed
 # date made the mid-period test fail once the calendar left its month.)
-NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = NOW.date()
 
 
