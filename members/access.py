@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from orgs.models import FormerSlug
 
@@ -64,7 +65,20 @@ def session_used_second_factor(request) -> bool:
 
 def enter_org(request, slug: str, capability: str):
     """Return a response to send instead of the view (login, MFA setup, the organization's
-    new address), or None to go on."""
+    new address), or None to go on. To htmx (a filter, a sort, the usage dashboard's refresh
+    after the session expired) the redirect is one of the whole page (HX-Redirect): followed
+    by the request itself, the login page would be swapped into a part of the page."""
+    response = _entering(request, slug, capability)
+    if (
+        response is not None
+        and getattr(request, "htmx", False)
+        and response.status_code in (301, 302)
+    ):
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
+def _entering(request, slug: str, capability: str):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:

@@ -257,6 +257,16 @@ def test_a_period_that_includes_today_refreshes_itself_and_a_past_one_does_not(
         assert "hx-trigger" not in live and "data-live-refresh" not in live
 
 
+def test_a_refresh_after_the_session_ended_sends_the_whole_page_to_the_login(world, client):
+    url = reverse("usage:overview", args=[world.org.slug])
+    poll = client.get(f"{url}?period=30d", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="usage-live")
+    # Not the login page swapped into the dashboard: htmx loads the login page whole.
+    assert poll.status_code == 200 and poll.content == b""
+    assert poll["HX-Redirect"].startswith(reverse("account_login") + "?next=")
+    assert "period%3D30d" in poll["HX-Redirect"]
+    assert client.get(url).status_code == 302  # a page of its own is redirected as before
+
+
 def test_the_breakdown_groups_by_key_model_or_workspace(world, usage, client_for):
     usage.store(
         [

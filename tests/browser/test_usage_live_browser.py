@@ -2,7 +2,8 @@
 workspace, when a request goes through the gateway (the official SDK); within one refresh (5 s)
 the totals count it, without a navigation and with the filter kept. A hidden tab does not poll
 and refreshes when it shows again; chromium reports no Content-Security-Policy violation (htmx's
-`every` trigger needs no eval). Screenshots at 1280 and 390 px (var/screenshots/usage-live-*)."""
+`every` trigger needs no eval); once the session ends, a refresh loads the login page whole.
+Screenshots at 1280 and 390 px (var/screenshots/usage-live-*)."""
 
 import re
 import urllib.request
@@ -110,6 +111,14 @@ def test_the_open_dashboard_counts_a_new_request_without_a_reload(
     page.get_by_label("Period").select_option("last_month")
     page.wait_for_url(re.compile(r"period=last_month"))
     assert page.get_by_test_id("usage-live").get_attribute("hx-trigger") is None
+
+    # The session ends while the page is open: the next refresh loads the login page whole.
+    page.get_by_label("Period").select_option("7d")
+    page.wait_for_url(re.compile(r"period=7d"))
+    page.context.clear_cookies()
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for_url(re.compile(r"/accounts/login/\?next="))
+    expect(page.locator("input[name=password]")).to_be_visible()
 
     assert page.evaluate("typeof htmx") == "object"
     assert violations == [], violations
