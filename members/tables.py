@@ -66,8 +66,10 @@ class InvitationTable(tables.Table):
     role = tables.Column()
     workspaces = tables.Column(empty_values=(), orderable=False, verbose_name="Workspaces")
     invited_by = tables.Column(accessor="invited_by__email", verbose_name="Invited by", default="—")
-    sent_at = WhenColumn(verbose_name="Sent")
-    expires_at = WhenColumn(verbose_name="Expires")
+    # Dates may wrap, as on the member list: the Status column stays clear of the sticky
+    # actions cell at 1280 px.
+    sent_at = WhenColumn(verbose_name="Sent", attrs={"td": {}})
+    expires_at = WhenColumn(verbose_name="Expires", attrs={"td": {}})
     state = tables.Column(accessor="state_value", verbose_name="Status", order_by=("state_value",))
     # In the CSV export only.
     created_at = WhenColumn(verbose_name="Created", visible=False)

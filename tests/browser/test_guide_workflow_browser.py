@@ -390,8 +390,18 @@ def test_the_guides_production_workflow_in_the_browser(
     expect(forbidden).to_contain_text("Your role in Support Bot is Member")
     expect(forbidden).to_contain_text(LEAD)
     steps.shoot(dev, "trouble-cannot-invite")
+    # "Check that the email address is correct": the Invitations tab lists each pending
+    # address (here a typo the lead can spot, then resend to the right one or revoke).
+    invite(lead, "qa@supportbot.tset", "Member")
+    pending = lead.locator("#table-region tr", has_text="qa@supportbot.tset")
+    expect(pending).to_contain_text("Member")
+    expect(pending.get_by_role("button", name=re.compile("Actions"))).to_be_visible()
+    steps.shoot(lead, "trouble-check-the-address")
+    # "Verify your organization hasn't reached its member limit": seats on the Members page.
     lead.goto(f"/o/{SLUG}/members/")
-    expect(lead.get_by_test_id("seats")).to_contain_text("3 of 50 seats used")
+    expect(lead.get_by_test_id("seats")).to_contain_text(
+        "4 of 50 seats used: 3 members and 1 pending invitation"
+    )
     steps.shoot(lead, "trouble-member-limit")
 
     print(f"workflow test: {time.monotonic() - started:.1f} s")
