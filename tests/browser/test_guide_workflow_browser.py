@@ -299,8 +299,11 @@ def test_the_guides_production_workflow_in_the_browser(
         f"[Console] Organization {ORG} has spent 50% of its $1,000.00 monthly limit"
     }  # 80 % and 90 % not yet
     assert [(a.threshold, a.status) for a in SpendAlert.objects.all()] == [(50, AlertStatus.SENT)]
-    finance.reload()
+    # Finance follows the email's "Review the limit" link.
+    [alert] = [m for m in alerts if m.to == [FINANCE]]
+    finance.goto(re.search(r"https?://[^/\s]+(/o/[^\s]+/billing/limits/)", alert.body).group(1))
     expect(finance.locator("main")).to_contain_text("50% · fired")
+    expect(finance.locator("main")).to_contain_text("$600.00 of $1,000.00")
     steps.shoot(finance, "alert-fired")
 
     # Step 5: finance reviews the usage dashboard and exports the CSV.
