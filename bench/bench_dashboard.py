@@ -7,8 +7,9 @@ What is generated (in a database of its own, created, migrated and dropped; BENC
 keeps it for the next run with BENCH_KEEP_DATA=1, see bench/_data.py):
 - the organization measured: 50 API keys in 5 workspaces, 2 models per key, every UTC hour of
   13 months: hourly rollups holding 10 million requests in all, and the daily rollups made from
-  them (organization-local days, Europe/Paris) — the dashboard, the chart, the breakdown and the
-  day/hour CSV read these; plus a tenth as much "imported" usage;
+  them (organization-local days, Europe/Paris) and the monthly rollups made from those — the
+  dashboard, the chart, the breakdown and the day/hour CSV read these; plus a tenth as much
+  "imported" usage;
 - raw events only for the last 31 days, at the density of 10 million over 13 months (~790,000):
   the largest and the failed requests read raw events of the period alone, so older months do
   not change a 7- or 30-day page (a custom 13-month period would read ~10 million; measured
@@ -84,6 +85,15 @@ FROM usage_usagehourly WHERE organization_id = %(org)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """  # noqa: S608
 
+MONTHLY_SQL = f"""
+INSERT INTO usage_usagemonthly (organization_id, month, workspace_id, api_key_id, model, source,
+                                {", ".join(COUNTERS)})
+SELECT organization_id, date_trunc('month', day)::date, workspace_id, api_key_id, model, source,
+       {", ".join(f"sum({c})" for c in COUNTERS)}
+FROM usage_usagedaily WHERE organization_id = %(org)s
+GROUP BY 1, 2, 3, 4, 5, 6
+"""  # noqa: S608
+
 CPU: dict[str, float] = {}
 
 
@@ -128,6 +138,7 @@ def setup_data():
         cursor.execute(hourly_sql(first, now, hours), {**params, "source": "imported",
                                                         "scale": 0.1})  # fmt: skip
         cursor.execute(DAILY_SQL, {"org": org.pk, "zone": ZONE})
+        cursor.execute(MONTHLY_SQL, {"org": org.pk})
     # Raw events of the measured organization: the last 31 days at the 13-month density.
     _data.insert_events(params, now - timedelta(days=31), now, round(EVENTS_TOTAL * 31 / 395))
     with connection.cursor() as cursor:
@@ -149,7 +160,7 @@ def run(generated: float | None) -> None:
     from django.test import Client
 
     from orgs.models import Organization
-    from usage.models import UsageDaily, UsageEvent, UsageHourly
+    from usage.models import UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 
     org = Organization.objects.get(slug="bench-0")
     admin = get_user_model().objects.get(email="admin@bench.test")
@@ -159,8 +170,8 @@ def run(generated: float | None) -> None:
     )["s"]
     print(
         f"dashboard.data {requests:,} gateway requests over 13 months in "
-        f"{UsageHourly.objects.count():,} hourly and {UsageDaily.objects.count():,} daily "
-        f"rollup rows (50 keys, + imported usage); "
+        f"{UsageHourly.objects.count():,} hourly, {UsageDaily.objects.count():,} daily and "
+        f"{UsageMonthly.objects.count():,} monthly rollup rows (50 keys, + imported usage); "
         f"{UsageEvent.objects.count():,} raw events (last 31 days of one organization); "
         + (f"generated in {generated:.0f} s" if generated is not None else "reused (kept)")
     )

@@ -56,21 +56,26 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 def daily_usage(organization, day, cost_micros: int, *, workspace_id=0, api_key_id=0,
                 model="claude-haiku-4-5-20251001", requests=1, **counters):  # fmt: skip
-    """Usage added to a rollup row (organization-local day), as ingestion's upsert does."""
+    """Usage added to a rollup row (organization-local day) and to its month's, as ingestion's
+    upserts do."""
     from django.db.models import F
 
-    from usage.models import UsageDaily
+    from usage.models import UsageDaily, UsageMonthly
 
-    row, created = UsageDaily.objects.get_or_create(
-        organization_id=getattr(organization, "pk", organization), day=day,
-        workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
-        defaults={"requests": requests, "cost_micros": cost_micros, **counters},
-    )  # fmt: skip
-    if not created:
-        UsageDaily.objects.filter(pk=row.pk).update(
-            requests=F("requests") + requests, cost_micros=F("cost_micros") + cost_micros
-        )
-    return row
+    found = None
+    for model_class, bucket in ((UsageDaily, {"day": day}),
+                                (UsageMonthly, {"month": day.replace(day=1)})):  # fmt: skip
+        row, created = model_class.objects.get_or_create(
+            organization_id=getattr(organization, "pk", organization), **bucket,
+            workspace_id=workspace_id or 0, api_key_id=api_key_id or 0, model=model,
+            defaults={"requests": requests, "cost_micros": cost_micros, **counters},
+        )  # fmt: skip
+        if not created:
+            model_class.objects.filter(pk=row.pk).update(
+                requests=F("requests") + requests, cost_micros=F("cost_micros") + cost_micros
+            )
+        found = found or row
+    return found
 
 
 def hourly_usage(organization, hour, cost_micros: int, *, workspace_id=0, api_key_id=0,

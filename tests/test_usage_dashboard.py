@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from django.db.models import Count, Q, Sum
 from django.urls import reverse
 
 from apikeys.models import ApiKey
 from members.models import Role
-from usage import partitions
+from usage import partitions, selectors
 from usage.export import HEADER
 from usage.ingest import store_events
-from usage.models import ModelPrice
+from usage.models import ModelPrice, UsageEvent
 
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 from .usage_helpers import event
@@ -142,6 +143,51 @@ def test_a_period_of_30_days_reaches_further_back(world, usage, client_for):
     assert text_of(page(client, world), "total-requests") == "0"
     assert text_of(page(client, world, period="30d"), "total-requests") == "1"
     assert money_on_page(page(client, world, period="30d")) == Decimal("9.00")
+
+
+def test_a_long_period_sums_its_whole_months_and_the_days_around_them_exactly(
+    world, usage, client_for
+):
+    world.org.timezone = "America/Los_Angeles"
+    world.org.save()
+    keys = (usage.prod_key, usage.dev_key, None)
+    usage.store(
+        [
+            usage.add(
+                keys[n % 3],
+                n * 1.9,
+                cost_micros=1_000 + n,
+                input_tokens=10 + n,
+                status=500 if n % 7 == 0 else 200,
+            )
+            for n in range(60)
+        ]
+    )  # fmt: skip  (114 days back: three or four whole months, and days before and after)
+    today = datetime.now(world.org.tzinfo).date()
+    start = today - timedelta(days=105)
+    assert selectors.whole_months(start, today) is not None  # monthly rows answer for them
+    since = datetime.combine(start, datetime.min.time(), tzinfo=world.org.tzinfo)
+    events = UsageEvent.objects.filter(organization_id=world.org.pk, created_at__gte=since)
+    for membership in (world.admin, world.member):
+        scope = selectors.UsageScope.of(membership, start=start, end=today)
+        mine = (
+            events if scope.own_key_ids is None else events.filter(api_key_id__in=scope.own_key_ids)
+        )
+        expected = {
+            (row["api_key_id"] or 0): (row["n"], row["cost"], row["tokens"], row["errors"])
+            for row in mine.values("api_key_id").annotate(
+                n=Count("*"), cost=Sum("cost_micros"), tokens=Sum("input_tokens"),
+                errors=Count("status", filter=Q(status__gte=300)),
+            )
+        }  # fmt: skip
+        found = {
+            row["id"]: (row["requests"], row["cost_micros"], row["input_tokens"], row["errors"])
+            for row in selectors.breakdown(scope, "key")
+        }
+        assert found == expected and len(found) == (3 if scope.own_key_ids is None else 1)
+        response = page(client_for(membership), world, start=str(start), end=str(today))
+        cost = sum(v[1] for v in expected.values())
+        assert money_on_page(response) == cents(selectors.dollars_of(cost))
 
 
 def test_filters_by_model_key_workspace_and_source_narrow_the_totals(world, usage, client_for):

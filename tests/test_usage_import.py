@@ -13,6 +13,7 @@ from core import crypto
 from gateway.simulator import Simulator, admin_report
 from tests.factories import daily_usage
 from tests.gateway.servers import serve_in_thread
+from tests.usage_helpers import months_of_days
 from usage import anthropic_import, pricing
 from usage.models import (
     AnthropicUsageSource,
@@ -20,6 +21,7 @@ from usage.models import (
     Source,
     UsageDaily,
     UsageHourly,
+    UsageMonthly,
 )
 
 pytestmark = pytest.mark.django_db
@@ -43,15 +45,17 @@ def source(world, simulator, settings):
     )
 
 
-def snapshot(org_id: int) -> tuple[list, list]:
+def snapshot(org_id: int) -> tuple[list, list, list]:
     fields = ("workspace_id", "api_key_id", "model", "input_tokens", "output_tokens",
               "cache_creation_input_tokens", "cache_creation_1h_input_tokens",
               "cache_read_input_tokens", "web_search_requests", "cost_micros")  # fmt: skip
     hourly = UsageHourly.objects.filter(organization_id=org_id, source=Source.IMPORTED)
     daily = UsageDaily.objects.filter(organization_id=org_id, source=Source.IMPORTED)
+    monthly = UsageMonthly.objects.filter(organization_id=org_id, source=Source.IMPORTED)
     return (
         sorted(hourly.values_list("hour", *fields)),
         sorted(daily.values_list("day", *fields)),
+        sorted(monthly.values_list("month", *fields)),
     )
 
 
@@ -67,7 +71,7 @@ def test_the_key_is_encrypted_at_rest_and_its_saving_audited(world, source):
 def test_the_import_stores_what_the_report_says_priced_by_the_one_function(world, source):
     assert anthropic_import.import_usage(source.pk, now=NOW)
 
-    hourly, daily = snapshot(world.org.pk)
+    hourly, daily, monthly = snapshot(world.org.pk)
     first = NOW.replace(minute=0) - anthropic_import.FIRST_IMPORT
     # Every hour of the 30 days up to now, as the simulator computes them.
     expected = Counter()
@@ -89,9 +93,9 @@ def test_the_import_stores_what_the_report_says_priced_by_the_one_function(world
     assert sum(r[4] for r in hourly) == expected["input_tokens"]
     assert sum(r[5] for r in hourly) == expected["output_tokens"]
     assert sum(r[-1] for r in hourly) == expected["cost"] > 0
-    # The days hold exactly the hours.
-    assert sum(r[-1] for r in daily) == expected["cost"]
-    assert sum(r[5] for r in daily) == expected["output_tokens"]
+    # The days hold exactly the hours, the months exactly the days.
+    assert sum(r[-1] for r in daily) == sum(r[-1] for r in monthly) == expected["cost"]
+    assert sum(r[5] for r in daily) == sum(r[5] for r in monthly) == expected["output_tokens"]
 
     # Names: Anthropic's keys and workspaces, under negative ids of their own.
     names = {n.anthropic_id: n for n in ImportedName.objects.filter(organization=world.org)}
@@ -111,6 +115,9 @@ def test_the_import_stores_what_the_report_says_priced_by_the_one_function(world
 def test_importing_twice_gives_the_same_rollups(world, source):
     anthropic_import.import_usage(source.pk, now=NOW)
     once = snapshot(world.org.pk)
+    assert {month for month, *_ in once[2]} == {dt.date(2026, 10, 1), dt.date(2026, 11, 1)}
+    monthly, days_summed = months_of_days(world.org.pk)
+    assert monthly == days_summed
     anthropic_import.import_usage(source.pk, now=NOW)
     assert snapshot(world.org.pk) == once
     # A fresh start (the key saved again: 30 days re-pulled) stores the same too.
@@ -128,6 +135,7 @@ def test_a_later_import_adds_the_new_hours_and_replaces_the_recent_ones(world, s
     # Everything pulled at once, for another organization, gives the same rows.
     UsageHourly.objects.filter(source=Source.IMPORTED).delete()
     UsageDaily.objects.filter(source=Source.IMPORTED).delete()
+    UsageMonthly.objects.filter(source=Source.IMPORTED).delete()
     AnthropicUsageSource.objects.filter(pk=source.pk).update(
         imported_through=NOW.replace(minute=0) - anthropic_import.FIRST_IMPORT
         + anthropic_import.REPULL
@@ -144,6 +152,10 @@ def test_gateway_usage_in_the_same_buckets_is_left_alone(world, source):
     anthropic_import.import_usage(source.pk, now=NOW)
     gateway = UsageDaily.objects.get(organization_id=world.org.pk, source=Source.GATEWAY)
     assert (gateway.day, gateway.cost_micros, gateway.api_key_id) == (day, 5_000_000, 7)
+    gateway = UsageMonthly.objects.get(organization_id=world.org.pk, source=Source.GATEWAY)
+    assert (gateway.month, gateway.cost_micros) == (day.replace(day=1), 5_000_000)
+    monthly, days_summed = months_of_days(world.org.pk)
+    assert monthly == days_summed
 
 
 def test_imported_keys_and_workspaces_are_filters_of_the_page_and_the_csv(

@@ -27,12 +27,12 @@ from usage.ingest import (
     stats,
     store_events,
 )
-from usage.models import UsageDaily, UsageEvent, UsageHourly
+from usage.models import UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 from usage.signals import usage_ingested
 from usage.stream import stream_key
 
 from .factories import OrganizationFactory
-from .usage_helpers import event, publish, snapshot, totals, wait_for
+from .usage_helpers import MODEL, event, months_of_days, publish, snapshot, totals, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +72,7 @@ def test_the_same_batch_stored_twice_gives_the_same_events_and_rollups(world):
     assert again.inserted == 0 and again.duplicates == 40
     assert snapshot(world.org.pk) == once
     sums = totals(world.org.pk)
-    assert sums["events"] == sums["hourly"] == sums["daily"]
+    assert sums["events"] == sums["hourly"] == sums["daily"] == sums["monthly"]
     assert sums["events"]["requests"] == 40
 
 
@@ -105,6 +105,7 @@ def test_the_copy_path_and_the_portable_path_store_the_same(world):
     UsageEvent.objects.all().delete()
     UsageHourly.objects.all().delete()
     UsageDaily.objects.all().delete()
+    UsageMonthly.objects.all().delete()
     store_events(batch, portable=True)
     by_orm = snapshot(world.org.pk)
     for name in by_copy:
@@ -137,6 +138,33 @@ def test_hours_are_utc_and_days_are_the_organizations_own(world):
         row.day: row.requests for row in UsageDaily.objects.filter(organization_id=world.org.pk)
     }
     assert daily == {date(2026, 3, 9): 2, date(2026, 3, 10): 1}
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["copy", "orm"])
+def test_months_are_the_organizations_own_and_counted_once(world, portable):
+    world.org.timezone = "America/Los_Angeles"
+    world.org.save()
+    # 2026-04-01 05:00 UTC is still March 31 in Los Angeles: March's; 08:00 UTC is April's.
+    batch = [
+        event(world.org.pk, 1, time=at(2026, 4, 1, 5, 0), cost_micros=500, model="m1"),
+        event(world.org.pk, 2, time=at(2026, 4, 1, 8, 0), cost_micros=700, model="m1"),
+        event(world.org.pk, 3, time=at(2026, 3, 2, 12, 0), cost_micros=100, status=529),
+        event(world.org.pk, 4, time=at(2026, 4, 20, 12, 0), cost_micros=1, api_key_id=None),
+    ]
+    store_events(batch, now=at(2026, 4, 21), portable=portable)
+    store_events(batch[:3], now=at(2026, 4, 21), portable=portable)  # a replay adds nothing
+    months = {
+        (row.month, row.model, row.api_key_id): (row.requests, row.errors, row.cost_micros)
+        for row in UsageMonthly.objects.filter(organization_id=world.org.pk)
+    }
+    assert months == {
+        (date(2026, 3, 1), "m1", 7): (1, 0, 500),
+        (date(2026, 3, 1), MODEL, 7): (1, 1, 100),
+        (date(2026, 4, 1), "m1", 7): (1, 0, 700),
+        (date(2026, 4, 1), MODEL, 0): (1, 0, 1),
+    }
+    monthly, days_summed = months_of_days(world.org.pk)
+    assert monthly == days_summed
 
 
 def test_rollups_are_kept_by_workspace_key_and_model(world):

@@ -15,10 +15,10 @@ from django.core.management import CommandError, call_command
 from audit.models import AuditEvent
 from usage import pricing
 from usage.ingest import store_events
-from usage.models import ModelPrice, UsageDaily, UsageEvent, UsageHourly
+from usage.models import ModelPrice, UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 
 from .factories import UserFactory
-from .usage_helpers import event
+from .usage_helpers import event, months_of_days
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -363,15 +363,20 @@ def test_reprice_rebuilds_costs_of_the_period_and_its_rollups_after_a_price_corr
     assert (
         UsageDaily.objects.get(organization_id=org.pk, day=date(2026, 3, 12)).cost_micros == 3_000
     )
+    # The month's row moved with its days: March is both days' sums, at the new prices.
+    march = UsageMonthly.objects.get(organization_id=org.pk, month=date(2026, 3, 1))
+    assert (march.requests, march.cost_micros) == (4, 6_000 + 10_200 + 24_000 + 3_000)
+    monthly, days_summed = months_of_days(org.pk)
+    assert monthly == days_summed
     audit = AuditEvent.objects.get(action="usage.repriced")
     assert audit.organization == org and audit.after["events"] == 3
     assert audit.after["cost_micros"] == 40_200
 
     before = (list(UsageEvent.objects.values()), list(UsageHourly.objects.values()),
-              list(UsageDaily.objects.values()))  # fmt: skip
+              list(UsageDaily.objects.values()), list(UsageMonthly.objects.values()))  # fmt: skip
     assert "0 repriced" in reprice("--org", org.slug, "--from", "2026-03-10", "--to", "2026-03-11")
     after = (list(UsageEvent.objects.values()), list(UsageHourly.objects.values()),
-             list(UsageDaily.objects.values()))  # fmt: skip
+             list(UsageDaily.objects.values()), list(UsageMonthly.objects.values()))  # fmt: skip
     assert before == after
     assert AuditEvent.objects.filter(action="usage.repriced").count() == 1
 

@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from core import hotpath
-from usage.models import UsageDaily, UsageEvent, UsageHourly
+from usage.models import UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 from usage.stream import FIELD, stream_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,15 +75,41 @@ def snapshot(organization_id: int | None = None) -> dict:
     daily = UsageDaily.objects.order_by(
         "organization_id", "day", "workspace_id", "api_key_id", "model"
     )
+    monthly = UsageMonthly.objects.order_by(
+        "organization_id", "month", "workspace_id", "api_key_id", "model"
+    )
     if organization_id is not None:
         events = events.filter(organization_id=organization_id)
         hourly = hourly.filter(organization_id=organization_id)
         daily = daily.filter(organization_id=organization_id)
+        monthly = monthly.filter(organization_id=organization_id)
     return {
         "events": list(events.values()),
         "hourly": [{k: v for k, v in row.items() if k != "id"} for row in hourly.values()],
         "daily": [{k: v for k, v in row.items() if k != "id"} for row in daily.values()],
+        "monthly": [{k: v for k, v in row.items() if k != "id"} for row in monthly.values()],
     }
+
+
+def months_of_days(organization_id: int) -> tuple[dict, dict]:
+    """The monthly rollup rows, and the daily rows summed by month: they must be equal."""
+    from collections import defaultdict
+
+    keys = ("workspace_id", "api_key_id", "model", "source")
+    counters = [
+        f.name for f in UsageMonthly._meta.concrete_fields
+        if f.name not in (*keys, "id", "organization_id", "month")
+    ]  # fmt: skip
+    summed: dict = defaultdict(lambda: dict.fromkeys(counters, 0))
+    for row in UsageDaily.objects.filter(organization_id=organization_id).values():
+        into = summed[(row["day"].replace(day=1), *(row[k] for k in keys))]
+        for name in counters:
+            into[name] += row[name]
+    monthly = {
+        (row["month"], *(row[k] for k in keys)): {name: row[name] for name in counters}
+        for row in UsageMonthly.objects.filter(organization_id=organization_id).values()
+    }
+    return monthly, dict(summed)
 
 
 def totals(organization_id: int) -> dict:
@@ -91,7 +117,7 @@ def totals(organization_id: int) -> dict:
     fields = ("input_tokens", "output_tokens", "cost_micros")
     events = UsageEvent.objects.filter(organization_id=organization_id)
     result = {"events": {"requests": events.count(), **events.aggregate(**_sums(fields))}}
-    for name, model in (("hourly", UsageHourly), ("daily", UsageDaily)):
+    for name, model in (("hourly", UsageHourly), ("daily", UsageDaily), ("monthly", UsageMonthly)):
         rows = model.objects.filter(organization_id=organization_id)
         result[name] = rows.aggregate(requests=Sum("requests"), **_sums(fields))
     return result

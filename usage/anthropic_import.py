@@ -40,7 +40,14 @@ from core import crypto
 from orgs.models import Organization
 
 from . import pricing
-from .models import AnthropicUsageSource, ImportedName, Source, UsageDaily, UsageHourly
+from .models import (
+    AnthropicUsageSource,
+    ImportedName,
+    Source,
+    UsageDaily,
+    UsageHourly,
+    UsageMonthly,
+)
 from .signals import IngestedSpan, usage_ingested
 
 if TYPE_CHECKING:  # imported where a request is made: a web process rarely needs httpx
@@ -430,5 +437,29 @@ def _rebuild_days(organization: Organization, first: dt.datetime, last: dt.datet
         [
             UsageDaily(**imported, day=day, workspace_id=ws, api_key_id=key, model=model, **c)
             for (day, ws, key, model), c in days.items()
+        ]
+    )
+    _rebuild_months(organization, first_day, last_day)
+
+
+def _rebuild_months(organization: Organization, first_day: dt.date, last_day: dt.date) -> None:
+    """The imported monthly rollups of the months of [first_day, last_day], rebuilt from the
+    imported daily rollups of those whole months."""
+    first_month, last_month = first_day.replace(day=1), last_day.replace(day=1)
+    until = (last_month + dt.timedelta(days=31)).replace(day=1)
+    imported = {"organization_id": organization.pk, "source": Source.IMPORTED}
+    months: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+    for row in UsageDaily.objects.filter(**imported, day__gte=first_month, day__lt=until).values(
+        "day", "workspace_id", "api_key_id", "model", *COUNTERS
+    ):
+        total = months[(row["day"].replace(day=1), row["workspace_id"], row["api_key_id"],
+                        row["model"])]  # fmt: skip
+        for name in COUNTERS:
+            total[name] += row[name]
+    UsageMonthly.objects.filter(**imported, month__gte=first_month, month__lte=last_month).delete()
+    UsageMonthly.objects.bulk_create(
+        [
+            UsageMonthly(**imported, month=month, workspace_id=ws, api_key_id=key, model=model, **c)
+            for (month, ws, key, model), c in months.items()
         ]
     )

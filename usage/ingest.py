@@ -1,20 +1,20 @@
-"""Ingestion of the usage stream: Redis stream → raw events + hourly and daily rollups, exactly
-once, fast, and without ever giving up on a fault.
+"""Ingestion of the usage stream: Redis stream → raw events + hourly, daily and monthly rollups,
+exactly once, fast, and without ever giving up on a fault.
 
     store_events(events)              # one batch: events inserted once, rollups of those only
     ingest_batch(consumer="w1")       # read a batch from the stream, store it, then XACK + XDEL
     Consumer().run(stop)              # the loop the Celery worker, consume_usage and make run run
 
 **Exactly once.** A batch is one transaction: the events are inserted with ON CONFLICT DO
-NOTHING on (request_id, created_at) and the rollups (`UsageHourly`, `UsageDaily`) are upserted
-with the counters of the rows that insert actually returned. A batch delivered twice (a spool
-replay, a consumer killed after its commit and before its XACK, two consumers holding the same
-claimed entries) inserts nothing the second time and so adds nothing to the rollups. Stream
-entries are acknowledged only after the commit.
+NOTHING on (request_id, created_at) and the rollups (`UsageHourly`, `UsageDaily`,
+`UsageMonthly`) are upserted with the counters of the rows that insert actually returned. A
+batch delivered twice (a spool replay, a consumer killed after its commit and before its XACK,
+two consumers holding the same claimed entries) inserts nothing the second time and so adds
+nothing to the rollups. Stream entries are acknowledged only after the commit.
 
 **Fast (PostgreSQL).** Events are validated in one tight Python loop into COPY text lines,
 COPY'd into a per-connection temporary staging table, and one statement does the rest:
-INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING, feeding two upserts grouped by bucket
+INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING, feeding three upserts grouped by bucket
 (bench/bench_ingest.py; docs/decisions/0005-usage-ingestion.md). SQLite (`make run`) takes the
 portable path of the same function: the ORM, no COPY, rollups added with F() updates.
 
@@ -67,7 +67,7 @@ from django.db.models import F
 from core import hotpath
 
 from . import partitions
-from .models import Source, UsageDaily, UsageEvent, UsageHourly
+from .models import Source, UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 from .signals import IngestedSpan, usage_ingested
 from .stream import BATCH_FIELD, FIELD, FLUSH_BATCH, stream_key
 
@@ -481,6 +481,13 @@ WITH zones (organization_id, zone) AS (
         "(i.created_at AT TIME ZONE coalesce(z.zone, 'UTC'))::date",
         "inserted i LEFT JOIN zones z ON z.organization_id = i.organization_id",
     )
+}), monthly AS ({
+    _rollup_upsert(
+        UsageMonthly._meta.db_table,
+        "month",
+        "date_trunc('month', i.created_at AT TIME ZONE coalesce(z.zone, 'UTC'))::date",
+        "inserted i LEFT JOIN zones z ON z.organization_id = i.organization_id",
+    )
 })
 SELECT organization_id, min(created_at), max(created_at), count(*), sum(cost_micros)
 FROM inserted GROUP BY organization_id
@@ -541,6 +548,7 @@ def _store_portable(rows: list[tuple]) -> tuple[list[IngestedSpan], int]:
         UsageEvent.objects.bulk_create(new, batch_size=500)
         hourly: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(ROLLUP_COUNTERS, 0))
         daily: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(ROLLUP_COUNTERS, 0))
+        monthly: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(ROLLUP_COUNTERS, 0))
         spans: dict[int, list] = {}
         for event in new:
             where = (event.organization_id, event.workspace_id or 0, event.api_key_id or 0,
@@ -548,7 +556,9 @@ def _store_portable(rows: list[tuple]) -> tuple[list[IngestedSpan], int]:
             hour = event.created_at.replace(minute=0, second=0, microsecond=0)
             zone = zoneinfo.ZoneInfo(zones[event.organization_id])
             day = event.created_at.astimezone(zone).date()
-            for totals in (hourly[(*where, hour)], daily[(*where, day)]):
+            buckets = (hourly[(*where, hour)], daily[(*where, day)],
+                       monthly[(*where, day.replace(day=1))])  # fmt: skip
+            for totals in buckets:
                 totals["requests"] += 1
                 totals["errors"] += not 200 <= event.status <= 299
                 totals["fallback_priced_requests"] += event.fallback_priced
@@ -560,6 +570,7 @@ def _store_portable(rows: list[tuple]) -> tuple[list[IngestedSpan], int]:
             span[3] += event.cost_micros
         _add_to_rollups(UsageHourly, "hour", hourly, Source.GATEWAY)
         _add_to_rollups(UsageDaily, "day", daily, Source.GATEWAY)
+        _add_to_rollups(UsageMonthly, "month", monthly, Source.GATEWAY)
     return [IngestedSpan(org, *values) for org, values in spans.items()], len(new)
 
 

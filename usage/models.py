@@ -249,6 +249,29 @@ class UsageDaily(UsageTotals):
         return f"org {self.organization_id} {self.day} {self.model} {self.source}"
 
 
+class UsageMonthly(UsageTotals):
+    """Usage per month of the organization's time zone: `month` is the first day of the month,
+    and a month's row is the sum of the `UsageDaily` rows of its days (same organization,
+    workspace, key, model and source) — written in the same transaction as they are, by the
+    same writers (ingestion, repricing, the Admin-API import). Serves the breakdown of long
+    periods: their whole months read one row per key and model instead of thirty
+    (decision 0012)."""
+
+    month = models.DateField(help_text="The first day of the month (organization-local).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization_id", "month", "workspace_id", "api_key_id", "model",
+                        "source"],
+                name="usage_monthly_unique_bucket",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"org {self.organization_id} {self.month:%Y-%m} {self.model} {self.source}"
+
+
 class UsageSpike(models.Model):
     """A day whose cost was over `factor` × the trailing 7-day average, for the organization
     (`api_key_id` 0) or one of its keys (usage/spikes.py).

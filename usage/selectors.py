@@ -8,7 +8,8 @@ organization, the period and the filters, and what the member may see.
     breakdown(scope, "key")  # rows per key, model or workspace
 
 **Which table answers.** Totals, the daily chart, breakdowns and the daily CSV read `UsageDaily`
-(organization-local days, so a period of dates is a plain range); the hourly chart and CSV read
+(organization-local days, so a period of dates is a plain range) — the breakdown reads the
+whole months of a period from `UsageMonthly` (the sums of their days); the hourly chart and CSV read
 `UsageHourly` (UTC hours, bounded by the instants of the period's first and last midnight); only
 the largest requests, the failed requests and the CSV of single events read raw events
 (docs/decisions/0012-usage-dashboard-reads.md).
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from apikeys.models import ApiKey
 from members.models import Membership
@@ -42,6 +43,7 @@ from .models import (
     UsageDaily,
     UsageEvent,
     UsageHourly,
+    UsageMonthly,
 )
 
 MICROS = Decimal(1_000_000)
@@ -141,6 +143,35 @@ def daily_rows(scope: UsageScope) -> QuerySet[UsageDaily]:
         organization_id=scope.organization.pk, day__gte=scope.start, day__lte=scope.end
     )
     return scope.narrow(rows)
+
+
+def whole_months(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The calendar months lying wholly inside [start, end]: (the first day of the first, the
+    first day after the last), or None when there is none."""
+    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    first = start if start.day == 1 else next_month
+    after = (end + dt.timedelta(days=1)).replace(day=1)
+    return (first, after) if first < after else None
+
+
+def period_rows(scope: UsageScope) -> list[QuerySet]:
+    """Rollup rows that add up to the period, exactly: the monthly rows of its whole months and
+    the daily rows of the days around them — or only daily rows when no month fits. A period
+    of 13 months reads ~1/30 of the rows that its days hold (bench_dashboard)."""
+    months = whole_months(scope.start, scope.end)
+    if months is None:
+        return [daily_rows(scope)]
+    first, after = months
+    found = [
+        scope.narrow(
+            UsageMonthly.objects.filter(
+                organization_id=scope.organization.pk, month__gte=first, month__lt=after
+            )
+        )
+    ]
+    if scope.start < first or scope.end >= after:
+        found.append(daily_rows(scope).filter(Q(day__lt=first) | Q(day__gte=after)))
+    return found
 
 
 def hourly_rows(scope: UsageScope) -> QuerySet[UsageHourly]:
@@ -318,11 +349,15 @@ def breakdown(scope: UsageScope, group: str = "key", names: Names | None = None)
     cost first."""
     column = GROUPS[group]
     names = names or Names.of(scope.organization)
-    rows = daily_rows(scope).values(column).annotate(**_sums()).order_by()
+    summed: dict = {}
+    for rows in period_rows(scope):
+        for row in rows.values(column).annotate(**_sums()).order_by():
+            into = summed.setdefault(row[column], dict.fromkeys(COUNTERS, 0))
+            for name in COUNTERS:
+                into[name] += int(row[name] or 0)
     found = []
-    for row in rows:
+    for ident, row in summed.items():
         sums = Totals.of(row)
-        ident = row[column]
         if group == "key":
             label, detail = names.key_name(ident), names.key_display(ident)
         elif group == "workspace":

@@ -204,6 +204,7 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
     result = Repriced(org.pk, start, end)
     hourly: dict[tuple, dict] = defaultdict(_deltas)
     daily: dict[tuple, dict] = defaultdict(_deltas)
+    monthly: dict[tuple, dict] = defaultdict(_deltas)
     updates = []
     with transaction.atomic():
         events = (
@@ -229,7 +230,10 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
             where = (org.pk, event["workspace_id"] or 0, event["api_key_id"] or 0, event["model"])
             moment = event["created_at"]
             hour = moment.replace(minute=0, second=0, microsecond=0)
-            for totals in (hourly[(*where, hour)], daily[(*where, moment.astimezone(zone).date())]):
+            day = moment.astimezone(zone).date()
+            buckets = (hourly[(*where, hour)], daily[(*where, day)],
+                       monthly[(*where, day.replace(day=1))])  # fmt: skip
+            for totals in buckets:
                 totals["cost_micros"] += cost.micros - old[0]
                 totals["server_tool_cost_micros"] += cost.server_tools - old[1]
                 totals["fallback_priced_requests"] += int(cost.fallback) - int(old[2])
@@ -237,10 +241,11 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
                 _update_events(updates)
                 updates = []
         _update_events(updates)
-        from .models import UsageDaily, UsageHourly
+        from .models import UsageDaily, UsageHourly, UsageMonthly
 
         _add_to_rollups(UsageHourly, "hour", _nonzero(hourly), Source.GATEWAY)
         _add_to_rollups(UsageDaily, "day", _nonzero(daily), Source.GATEWAY)
+        _add_to_rollups(UsageMonthly, "month", _nonzero(monthly), Source.GATEWAY)
         if result.changed:
             period = f"{first:%Y-%m-%d}" if first == last else f"{first:%Y-%m-%d} – {last:%Y-%m-%d}"
             record_event(
