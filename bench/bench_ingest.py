@@ -177,7 +177,7 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     from core import hotpath
     from orgs.models import Organization
-    from usage.models import UsageDaily, UsageEvent, UsageHourly
+    from usage.models import UsageDaily, UsageEvent, UsageHourly, UsageMonthly
 
     client = hotpath.client()
     try:
@@ -195,18 +195,20 @@ def main() -> None:
         stored = UsageEvent.objects.count()
         hourly = sum(UsageHourly.objects.values_list("requests", flat=True))
         daily = sum(UsageDaily.objects.values_list("requests", flat=True))
-        assert stored == hourly == daily == EVENTS, (stored, hourly, daily)
+        monthly = sum(UsageMonthly.objects.values_list("requests", flat=True))
+        assert stored == hourly == daily == monthly == EVENTS, (stored, hourly, daily, monthly)
 
         replayed = payloads[: EVENTS // 4]
         publish(client, replayed)
         replay_elapsed = consume_until(EVENTS + len(replayed))
         assert UsageEvent.objects.count() == EVENTS
         assert sum(UsageHourly.objects.values_list("requests", flat=True)) == EVENTS
+        assert sum(UsageMonthly.objects.values_list("requests", flat=True)) == EVENTS
 
         print(
             f"ingest.stream_to_postgres {rate:,.0f} events/s ({EVENTS:,} events, batches of "
             f"{settings.USAGE_INGEST_BATCH:,}, {settings.USAGE_INGEST_THREADS} consumer threads, "
-            f"dedupe + hourly + daily rollups; target >= "
+            f"dedupe + hourly, daily and monthly rollups; target >= "
             f"{TARGET:,}) | reference, same rows: COPY into an unlogged table {ceiling:,.0f} "
             f"rows/s; COPY + INSERT ON CONFLICT, no rollups {no_rollups:,.0f} rows/s"
         )

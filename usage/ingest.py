@@ -440,19 +440,36 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
 """
 
 
-def _rollup_upsert(table: str, bucket: str, bucket_sql: str, source_sql: str) -> str:
+def _bucket_sums(bucket: str, bucket_sql: str, source_sql: str) -> str:
+    """The batch's inserted events summed by bucket × organization × workspace × key × model."""
+    sums = ", ".join(f"sum({name}) AS {name}" for name in _SUMMED)
+    return f"""
+SELECT i.organization_id, {bucket_sql} AS {bucket}, coalesce(i.workspace_id, 0) AS workspace_id,
+       coalesce(i.api_key_id, 0) AS api_key_id, i.model, %(source)s::text AS source,
+       count(*) AS requests, count(*) FILTER (WHERE i.status NOT BETWEEN 200 AND 299) AS errors,
+       {sums}, count(*) FILTER (WHERE i.fallback_priced) AS fallback_priced_requests
+FROM {source_sql}
+GROUP BY 1, 2, 3, 4, 5"""  # noqa: S608 (names, not input)
+
+
+def _rollup_upsert(table: str, bucket: str, rows_sql: str) -> str:
+    """Add summed rows to a rollup, creating its missing rows; buckets in one order (two
+    ingesting threads lock them in the same order: no deadlock)."""
     keys = f"organization_id, {bucket}, workspace_id, api_key_id, model, source"
     counters = ", ".join(ROLLUP_COUNTERS)
-    sums = ", ".join(f"sum({name})" for name in _SUMMED)
     added = ", ".join(f"{name} = r.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
     return f"""
 INSERT INTO {table} AS r ({keys}, {counters})
-SELECT i.organization_id, {bucket_sql}, coalesce(i.workspace_id, 0), coalesce(i.api_key_id, 0),
-       i.model, %(source)s, count(*), count(*) FILTER (WHERE i.status NOT BETWEEN 200 AND 299),
-       {sums}, count(*) FILTER (WHERE i.fallback_priced)
-FROM {source_sql}
-GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+SELECT {keys}, {counters} FROM ({rows_sql}) summed
+ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT ({keys}) DO UPDATE SET {added}"""  # noqa: S608 (names, not input)
+
+
+# The months' rows from the days' (a few hundred rows a batch, not its events again).
+_MONTHS_OF_DAYS = f"""
+SELECT organization_id, date_trunc('month', day)::date AS month, workspace_id, api_key_id, model,
+       source, {", ".join(f"sum({name}) AS {name}" for name in ROLLUP_COUNTERS)}
+FROM days GROUP BY 1, 2, 3, 4, 5, 6"""  # noqa: S608 (names, not input)
 
 
 # Microseconds since the epoch → timestamptz, exactly (no float on the way).
@@ -471,24 +488,16 @@ WITH zones (organization_id, zone) AS (
     _rollup_upsert(
         UsageHourly._meta.db_table,
         "hour",
-        "date_trunc('hour', i.created_at, 'UTC')",
-        "inserted i",
+        _bucket_sums("hour", "date_trunc('hour', i.created_at, 'UTC')", "inserted i"),
     )
-}), daily AS ({
-    _rollup_upsert(
-        UsageDaily._meta.db_table,
+}), days AS ({
+    _bucket_sums(
         "day",
         "(i.created_at AT TIME ZONE coalesce(z.zone, 'UTC'))::date",
         "inserted i LEFT JOIN zones z ON z.organization_id = i.organization_id",
     )
-}), monthly AS ({
-    _rollup_upsert(
-        UsageMonthly._meta.db_table,
-        "month",
-        "date_trunc('month', i.created_at AT TIME ZONE coalesce(z.zone, 'UTC'))::date",
-        "inserted i LEFT JOIN zones z ON z.organization_id = i.organization_id",
-    )
-})
+}), daily AS ({_rollup_upsert(UsageDaily._meta.db_table, "day", "SELECT * FROM days")}
+), monthly AS ({_rollup_upsert(UsageMonthly._meta.db_table, "month", _MONTHS_OF_DAYS)})
 SELECT organization_id, min(created_at), max(created_at), count(*), sum(cost_micros)
 FROM inserted GROUP BY organization_id
 """  # noqa: S608 (names, not input)
