@@ -73,6 +73,7 @@ def test_a_celery_worker_alone_ingests_the_stream(world, workers, tmp_path):
     assert probe_lines(tmp_path / "probe") == {worker.process.pid: 50}
     sums = totals(world.org.pk)
     assert sums["events"]["requests"] == sums["hourly"]["requests"] == sums["daily"]["requests"]
+    assert sums["daily"]["requests"] == sums["monthly"]["requests"]
 
 
 def test_a_worker_killed_after_its_insert_and_before_its_ack_loses_and_doubles_nothing(
@@ -96,7 +97,7 @@ def test_a_worker_killed_after_its_insert_and_before_its_ack_loses_and_doubles_n
     members = [m["name"].decode() for m in client.xinfo_consumers(stream_key(), GROUP)]
     assert members and not [m for m in members if f"-{victim.process.pid}-" in m]  # removed
     sums = totals(world.org.pk)
-    assert sums["events"] == sums["hourly"] == sums["daily"]
+    assert sums["events"] == sums["hourly"] == sums["daily"] == sums["monthly"]
     assert sums["hourly"]["requests"] == 200
     assert sums["hourly"]["cost_micros"] == sum(1000 + n for n in range(200))
 
@@ -114,7 +115,7 @@ def test_two_workers_on_one_stream_store_every_event_once(world, workers, tmp_pa
     assert set(stored) == {first.process.pid, second.process.pid}  # both took part
     assert sum(stored.values()) == total  # and no event was counted by both
     sums = totals(world.org.pk)
-    assert sums["events"] == sums["hourly"] == sums["daily"]
+    assert sums["events"] == sums["hourly"] == sums["daily"] == sums["monthly"]
     assert sums["hourly"]["requests"] == total
 
 
