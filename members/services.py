@@ -177,6 +177,18 @@ def remove_member(*, membership: Membership, actor, action: str = "member.remove
     membership.delete()
 
 
+def is_only_admin(membership: Membership) -> bool:
+    """The organization's one Admin, who cannot leave or be removed (LAST_ADMIN_MESSAGE)."""
+    return (
+        membership.role == Role.ADMIN
+        and not Membership.objects.filter(
+            organization_id=membership.organization_id, role=Role.ADMIN
+        )
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
 def leave_organization(*, membership: Membership) -> None:
     remove_member(membership=membership, actor=membership.user, action="member.left")
 

@@ -257,7 +257,9 @@ def leave(request):
         else:
             messages.success(request, f"You left {organization.name}.")
             return redirect("home")
-    context = {"error": error, "nav": "home"}
+    # The only Admin is told before trying, and is offered no button that cannot work.
+    blocked = services.LAST_ADMIN_MESSAGE if services.is_only_admin(request.membership) else None
+    context = {"error": error or blocked, "blocked": blocked, "nav": "home"}
     return render(request, "members/leave.html", context, status=400 if error else 200)
 
 

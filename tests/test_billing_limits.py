@@ -162,7 +162,13 @@ def test_the_finance_home_leads_with_spend_and_a_member_sees_their_own_keys(worl
     assert "$400.00" in page and "of $1,000.00" in page and "Projected" in page
     page = text(client_for(world.member).get("/o/acme-support/"))
     assert "Your keys this month" in page and "Dev laptop" in page and "$250.00" in page
-    assert "$400.00" not in page
+    assert "$400.00" not in page and "Revoked" not in page
+    # A revoked key's spend stays on the list, marked as such.
+    from apikeys.services import revoke_api_key
+
+    revoke_api_key(key=key, actor=None, actor_label="test")
+    page = text(client_for(world.member).get("/o/acme-support/"))
+    assert "Dev laptop" in page and "$250.00" in page and "Revoked" in page
 
 
 def test_effective_limits_are_the_enabled_ones_of_the_key_its_workspace_and_the_org(world):

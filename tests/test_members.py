@@ -458,6 +458,14 @@ def test_the_last_admin_cannot_leave(client_for, world):
     assert Membership.objects.filter(pk=world.admin.pk).exists()
     with pytest.raises(ValidationError):
         services.leave_organization(membership=world.admin)
+    # Told before trying: the page explains and offers no Leave button.
+    page = client.get(members_url(world, "members:leave")).content.decode()
+    assert "at least one Admin" in page and "Leave organization</button>" not in page
+    # With a second Admin, the page offers the button again.
+    world.membership("member").role = "admin"
+    world.membership("member").save(update_fields=["role"])
+    page = client.get(members_url(world, "members:leave")).content.decode()
+    assert "at least one Admin" not in page and "Leave organization</button>" in page
 
 
 # Who may do what ------------------------------------------------------------------------------
