@@ -167,6 +167,37 @@ def test_months_are_the_organizations_own_and_counted_once(world, portable):
     assert monthly == days_summed
 
 
+def test_the_migration_fills_the_months_from_the_days_already_stored(world):
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = (
+        [("usage", "0011_failed_requests_by_key_and_workspace")],
+        [("usage", "0012_monthly_rollups")],
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        daily = executor.loader.project_state(before).apps.get_model("usage", "UsageDaily")
+        for day, key, cost in ((date(2026, 1, 31), 7, 10), (date(2026, 2, 1), 7, 20),
+                               (date(2026, 2, 28), 7, 30), (date(2026, 2, 3), 8, 5)):  # fmt: skip
+            daily.objects.create(organization_id=world.org.pk, day=day, api_key_id=key,
+                                 model=MODEL, requests=1, cost_micros=cost)  # fmt: skip
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    months = {
+        (row.month, row.api_key_id): (row.requests, row.cost_micros)
+        for row in UsageMonthly.objects.filter(organization_id=world.org.pk)
+    }
+    assert months == {
+        (date(2026, 1, 1), 7): (1, 10),
+        (date(2026, 2, 1), 7): (2, 50),
+        (date(2026, 2, 1), 8): (1, 5),
+    }
+
+
 def test_rollups_are_kept_by_workspace_key_and_model(world):
     store_events([
         event(world.org.pk, 1, workspace_id=1, api_key_id=1, model="a"),
