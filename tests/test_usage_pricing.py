@@ -401,6 +401,22 @@ def test_reprice_uses_the_organizations_own_days_and_keeps_rollups_of_hours_it_c
     assert days == {date(2026, 3, 10): 4_000, date(2026, 3, 9): 3_000}
 
 
+def test_reprice_says_so_when_the_gateways_counters_could_not_follow(world, settings):
+    """Redis unreachable after the commit: the rollups are repriced, and the command fails with
+    what was not done (the counters keep the old costs), instead of reporting success."""
+    org = world.org
+    moment = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+    store_events([_stored(org, 1, moment, input_tokens=1_000)], now=moment.timestamp() + 86400)
+    ModelPrice.objects.filter(model="claude-sonnet-4-5").update(input_per_mtok=Decimal(4))
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    with pytest.raises(CommandError) as failed:
+        reprice("--org", org.slug, "--from", "2026-03-10", "--to", "2026-03-10")
+    message = str(failed.value)
+    assert "spend counters of the gateway were not corrected for acme-support" in message
+    assert "ConnectionError" in message and "rollups are repriced" in message
+    assert UsageDaily.objects.get(organization_id=org.pk).cost_micros == 4_000
+
+
 def test_reprice_flags_and_unflags_fallback_pricing(world):
     org = world.org
     moment = datetime(2026, 3, 10, 9, tzinfo=UTC)

@@ -11,6 +11,7 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.db import connection, transaction
 
@@ -134,10 +135,13 @@ class Repriced:
     changed: int = 0  # events whose cost changed
     cost_before: int = 0  # micro-dollars, the period's events
     cost_after: int = 0
+    # What a receiver of `usage_repriced` could not do (billing: Redis unreachable), in words.
+    not_followed: list[str] = field(default_factory=list)
 
 
-def _money(micros: int) -> str:
-    return f"${micros / 1_000_000:,.6f}"
+def money(micros: int) -> str:
+    """Micro-dollars as dollars to the micro-dollar ($1,234.567890), without a float."""
+    return f"${Decimal(micros).scaleb(-6):,.6f}"
 
 
 def organization_period(zone: str, first: date, last: date) -> tuple[datetime, datetime]:
@@ -254,11 +258,11 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
                 actor=actor,
                 actor_label=None if actor else "manage.py reprice",
                 target=org,
-                before={"cost": _money(result.cost_before)},
+                before={"cost": money(result.cost_before)},
                 after={
                     "period": period,
                     "events": result.changed,
-                    "cost": _money(result.cost_after),
+                    "cost": money(result.cost_after),
                     "cost_micros": result.cost_after,
                 },
             )
@@ -267,22 +271,25 @@ def _reprice_organization(org, first: date, last: date, actor, chunk: int) -> Re
             [IngestedSpan(org.pk, start, end, 0, result.cost_after - result.cost_before)],
             "repriced",
         )
-        _announce_repriced(org.pk, daily, start, end)
+        result.not_followed = _announce_repriced(org.pk, daily, start, end)
     return result
 
 
-def _announce_repriced(organization_id: int, daily: dict[tuple, dict], start, end) -> None:
+def _announce_repriced(organization_id: int, daily: dict[tuple, dict], start, end) -> list[str]:
     """`usage_repriced` with the cost differences by day, workspace and key (models summed):
-    billing corrects the gateway's spend counters by them."""
+    billing corrects the gateway's spend counters by them. Returns what failed, in words."""
     by_day: dict[tuple, int] = defaultdict(int)
     for (_org, workspace_id, api_key_id, _model, day), totals in daily.items():
         by_day[(day, workspace_id, api_key_id)] += totals["cost_micros"]
     days = [RepricedDay(*where, cost) for where, cost in sorted(by_day.items()) if cost]
+    failed = []
     for receiver, response in usage_repriced.send_robust(
         sender=UsageEvent, organization_id=organization_id, days=days, start=start, end=end
     ):
         if isinstance(response, Exception):
             logger.error("usage_repriced receiver %r failed: %r", receiver, response)
+            failed.append(f"{type(response).__name__}: {response}")
+    return failed
 
 
 def _deltas() -> dict:

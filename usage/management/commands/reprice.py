@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date
 
 from orgs.models import Organization
-from usage.services import reprice_usage
+from usage.services import money, reprice_usage
 
 
 def _day(value: str):
@@ -50,7 +50,18 @@ class Command(BaseCommand):
         for r in results:
             self.stdout.write(
                 f"  {slugs.get(r.organization_id, r.organization_id)}: {r.events} requests, "
-                f"{r.changed} repriced, cost ${r.cost_before / 1e6:,.6f} → "
-                f"${r.cost_after / 1e6:,.6f}"
+                f"{r.changed} repriced, cost {money(r.cost_before)} → {money(r.cost_after)}"
             )
         self.stdout.write(self.style.SUCCESS(f"Repriced {sum(r.changed for r in results)} events."))
+        not_followed = [r for r in results if r.not_followed]
+        if not_followed:
+            # The rollups are right (committed); the gateway's counters still hold the old costs.
+            raise CommandError(
+                "The spend counters of the gateway were not corrected for "
+                + ", ".join(
+                    str(slugs.get(r.organization_id, r.organization_id)) for r in not_followed
+                )
+                + f" ({not_followed[0].not_followed[0]}). The usage and its rollups are repriced; "
+                "the counters that caps and credits read keep the old costs until they are rebuilt "
+                "(a new month, or Redis losing them)."
+            )
