@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from adminapi.asgi import application as admin_api_application  # noqa: E402
 from console import log_redaction  # noqa: E402
@@ -25,6 +26,10 @@ from gateway.app import application as gateway_application  # noqa: E402  (needs
 ADMIN_API_PATHS = ("/v1/organizations", "/v1/openapi.json")
 
 log_redaction.install()  # invitation tokens never reach the access log
+
+# Every URL pattern and view loaded with the process, not by its first page (which would wait
+# for those imports: seconds on a busy machine).
+get_resolver().check()  # walks every pattern, importing its views
 
 if settings.WEB_RUNS_BACKGROUND_WORK:  # `make run`: no Celery worker or beat
     from console import background
