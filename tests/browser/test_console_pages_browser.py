@@ -27,7 +27,7 @@ SLUG = "acme-support"
 MAIN_PAGES = [
     "org_home", "members:list", "members:invitations", "apikeys:list", "apikeys:admin_keys",
     "workspaces", "usage:overview", "billing:overview", "billing:limits", "billing:invoices",
-    "audit_log", "org_settings", "gateway:upstream",
+    "audit_log", "org_settings", "gateway:upstream", "members:invite", "apikeys:create",
 ]  # fmt: skip
 
 
