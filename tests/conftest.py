@@ -83,6 +83,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _test_database_dropped_at_the_end(django_db_setup, django_db_blocker):
+    """Threads the tests started (the gateway's, a live server's) may still hold a connection to
+    the test database when the run ends; pytest-django then cannot drop it ("being accessed by
+    other users") and every run would leave one behind. Their sessions end first."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _audit_actions_produced():
     from django.db.models.signals import post_save
 
