@@ -27,6 +27,7 @@ from usage.models import Source, UsageEvent, UsageHourly
 from .. import ids
 from ..api import AdminCall, endpoint
 from ..errors import invalid
+from ..pagination import decoded_ids
 
 WIDTHS = {"1m": dt.timedelta(minutes=1), "1h": dt.timedelta(hours=1), "1d": dt.timedelta(days=1)}
 DEFAULT_BUCKETS = {"1m": 60, "1h": 24, "1d": 7}
@@ -190,16 +191,6 @@ class Window:
         self.starts = [start + i * step for i in range(count)]
 
 
-def _decode_all(values: list[str], kind: str, field: str) -> list[int]:
-    pks = []
-    for index, value in enumerate(values):
-        pk = ids.decode(kind, value)
-        if pk is None:
-            raise invalid(f"{field}[{index}]", f"{value!r} is not a {ids.PREFIXES[kind]}… id.")
-        pks.append(pk)
-    return pks
-
-
 def _grouped_rows(call: AdminCall, window: Window, width: str, groups: tuple[str, ...], **filters):
     """Sums per (bucket start, group values) over the window."""
     organization_id = call.organization.pk
@@ -259,8 +250,8 @@ def usage_report(call: AdminCall) -> UsageReport:
         width,
         groups,
         counters=COUNTERS,
-        api_key_ids=_decode_all(params.api_key_ids, "api_key", "api_key_ids"),
-        workspace_ids=_decode_all(params.workspace_ids, "workspace", "workspace_ids"),
+        api_key_ids=decoded_ids("api_key", "api_key_ids", params.api_key_ids),
+        workspace_ids=decoded_ids("workspace", "workspace_ids", params.workspace_ids),
         models=params.models,
     )
     workspace = _workspace_label(call)

@@ -62,3 +62,25 @@ def log_in(page, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_load_state()
+
+
+def drain_usage() -> None:
+    """Store what the gateway has published, as a Celery worker does within milliseconds
+    (tests/gateway/test_processes.py measures that with the real processes)."""
+    from usage.ingest import drain
+    from usage.stream import publisher
+
+    publisher().flush()
+    drain(consumer="browser-test")
+
+
+def csp_violations(page) -> list[str]:
+    """The Content-Security-Policy violations chromium reports on `page` from now on."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return violations

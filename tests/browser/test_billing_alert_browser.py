@@ -20,18 +20,10 @@ from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     simulator,
 )
 
-from .conftest import log_in
+from .conftest import drain_usage, log_in
 from .test_billing_browser import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def drain_usage() -> None:
-    from usage.ingest import drain
-    from usage.stream import publisher
-
-    publisher().flush()
-    drain(consumer="browser-test")
 
 
 def test_finance_sets_the_guides_limit_and_the_50_percent_alert_arrives_once(

@@ -23,14 +23,6 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
-def drain_usage() -> None:
-    from usage.ingest import drain
-    from usage.stream import publisher
-
-    publisher().flush()
-    drain(consumer="browser-test")
-
-
 def test_a_member_sees_billing_read_only_in_the_browser(world, new_page):
     from datetime import UTC
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from console.management.commands.seed_demo import DEFAULT_PASSWORD
 
-from .conftest import log_in
+from .conftest import csp_violations, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -18,13 +18,7 @@ PAGES = ("", "members/", "api-keys/", "usage/", "billing/", "billing/statements/
 def test_the_main_pages_break_no_rule_of_the_policy(new_page):
     call_command("seed_demo")
     page = new_page()
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            violations.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    violations = csp_violations(page)
     log_in(page, "admin@example.com", DEFAULT_PASSWORD)
     page.wait_for_url("**/o/acme-support/")
     for path in PAGES:

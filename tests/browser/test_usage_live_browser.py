@@ -23,20 +23,10 @@ from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     simulator,
 )
 
-from .conftest import log_in
+from .conftest import csp_violations, drain_usage, log_in
 from .test_usage_browser import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def drain_usage() -> None:
-    """What a Celery worker does within milliseconds of the request (tests/gateway/
-    test_processes.py measures it with the real processes)."""
-    from usage.ingest import drain
-    from usage.stream import publisher
-
-    publisher().flush()
-    drain(consumer="browser-test")
 
 
 def test_the_open_dashboard_counts_a_new_request_without_a_reload(
@@ -55,13 +45,7 @@ def test_the_open_dashboard_counts_a_new_request_without_a_reload(
     ask = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}
 
     page = new_page()
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            violations.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    violations = csp_violations(page)
     log_in(page, "admin@example.com", PASSWORD)
     page.goto("/o/acme-support/usage/")
     page.get_by_label("Workspace").select_option(label="Development")
