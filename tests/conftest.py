@@ -88,6 +88,9 @@ def _test_database_dropped_at_the_end(django_db_setup, django_db_blocker):
     the test database when the run ends; pytest-django then cannot drop it ("being accessed by
     other users") and every run would leave one behind. Their sessions end first."""
     yield
+    database = connection.settings_dict
+    if database["NAME"] != database.get("TEST", {}).get("NAME"):
+        return  # no test of this run asked for the database: none was made
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -3,6 +3,7 @@ apps import downwards only (usage never imports billing, nothing imports gateway
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,14 @@ def test_a_web_process_loads_no_sdk_it_does_not_use():
         timeout=120, check=True,
     )  # fmt: skip
     assert done.stdout.split() == ["views-loaded"]
+
+
+def test_templates_render_forms_the_consoles_way():
+    """Forms go through partials/form_fields.html (CONTRIBUTING.md), not Django's as_p/as_table/
+    as_ul, whose labels, help and errors look unlike the rest of the console."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "templates").rglob("*.html")
+        if re.search(r"\.as_(p|table|ul)\b", path.read_text())
+    ]
+    assert offenders == []
