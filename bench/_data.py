@@ -40,11 +40,31 @@ INSERT INTO usage_usageevent (request_id, upstream_request_id, created_at, organ
 SELECT 'req_bench_' || i, '', %(since)s::timestamptz + (i * %(step)s) * interval '1 second',
   %(org)s, (%(ws)s::bigint[])[1 + (i %% 50) %% 5], (%(keys)s::bigint[])[1 + i %% 50], 'messages',
   (%(models)s::text[])[1 + i %% 3], false,
-  CASE WHEN i %% 40 = 0 THEN 429 ELSE 200 END,
-  CASE WHEN i %% 40 = 0 THEN 'rate_limit_error' ELSE '' END,
+  CASE WHEN i %% 40 = 0 THEN 429 WHEN i %% 400 = 7 THEN 529 WHEN i %% 2000 = 13 THEN 500
+       ELSE 200 END,
+  CASE WHEN i %% 40 = 0 THEN 'rate_limit_error' WHEN i %% 400 = 7 THEN 'overloaded_error'
+       WHEN i %% 2000 = 13 THEN 'api_error' ELSE '' END,
   t, t / 5, 100, 0, 900, 0, 0, 0, 'standard', t * 3 + (t / 5) * 15 + 700, 0, false, 400
 FROM generate_series(1, %(n)s) i
 CROSS JOIN LATERAL (SELECT 200 + (hashint4(i)::bigint & 2147483647) %% 20000 AS t) x
+"""
+# The failures among EVENTS_SQL's rows (2.8 %: 1 in 40 a 429, 1 in 400 a 529, 1 in 2,000 a 500),
+# as (every, offset, status, error type): insert_failed_events makes only these.
+FAILURES = ((40, 0, 429, "rate_limit_error"), (400, 7, 529, "overloaded_error"),
+            (2000, 13, 500, "api_error"))  # fmt: skip
+FAILED_EVENTS_SQL = """
+INSERT INTO usage_usageevent (request_id, upstream_request_id, created_at, organization_id,
+  workspace_id, api_key_id, endpoint, model, stream, status, error_type, input_tokens,
+  output_tokens, cache_creation_input_tokens, cache_creation_1h_input_tokens,
+  cache_read_input_tokens, web_search_requests, web_fetch_requests, code_execution_seconds,
+  service_tier, cost_micros, server_tool_cost_micros, fallback_priced, latency_ms)
+SELECT 'req_bench_failed_' || i, '', %(since)s::timestamptz + (i * %(step)s) * interval '1 second',
+  %(org)s, (%(ws)s::bigint[])[1 + (i %% 50) %% 5], (%(keys)s::bigint[])[1 + i %% 50], 'messages',
+  (%(models)s::text[])[1 + i %% 3], false, f.status, f.error_type,
+  0, 0, 0, 0, 0, 0, 0, 0, 'standard', 0, 0, false, 40
+FROM unnest(%(every)s::int[], %(offset)s::int[], %(status)s::int[], %(type)s::text[])
+     AS f (every, start, status, error_type)
+CROSS JOIN LATERAL generate_series(GREATEST(f.start, 1), %(n)s, f.every) i
 """
 
 
@@ -136,8 +156,31 @@ def organization_with_keys(*, name: str, slug: str, zone: str, members: list, ke
 
 def insert_events(params: dict, since: datetime, until: datetime, n: int) -> None:
     """`n` raw events of the organization evenly spread from `since` to `until` (their monthly
-    partitions made first): keys and models in turn, one in 40 a 429, token counts hashed from
-    the row number."""
+    partitions made first): keys and models in turn, 2.8 % failed (FAILURES: one in 40 a 429,
+    one in 400 a 529, one in 2,000 a 500), token counts hashed from the row number."""
+    _ensure_partitions(since, until)
+    step = (until - since).total_seconds() / n
+    with connection.cursor() as cursor:
+        cursor.execute(EVENTS_SQL, {**params, "since": since, "step": step, "n": n})
+
+
+def insert_failed_events(params: dict, since: datetime, until: datetime, n: int) -> None:
+    """Only the failed ones of the `n` events insert_events would spread from `since` to
+    `until` (2.8 % of them, same statuses and error types), with no tokens and no cost (a
+    rejected request): what the failed requests and their error types read, for a period
+    whose successful raw events are not generated."""
+    _ensure_partitions(since, until)
+    step = (until - since).total_seconds() / n
+    every, offset, status, kind = (list(column) for column in zip(*FAILURES, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            FAILED_EVENTS_SQL,
+            {**params, "since": since, "step": step, "n": n, "every": every,
+             "offset": offset, "status": status, "type": kind},
+        )  # fmt: skip
+
+
+def _ensure_partitions(since: datetime, until: datetime) -> None:
     from usage import partitions
 
     months = set()
@@ -146,6 +189,3 @@ def insert_events(params: dict, since: datetime, until: datetime, n: int) -> Non
         months.add(partitions.month_start(moment))
         moment += timedelta(days=1)
     partitions.ensure_partitions(months)
-    step = (until - since).total_seconds() / n
-    with connection.cursor() as cursor:
-        cursor.execute(EVENTS_SQL, {**params, "since": since, "step": step, "n": n})

@@ -5,6 +5,7 @@ real ingestion function (usage.ingest.store_events) on PostgreSQL."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -441,6 +442,41 @@ def test_the_organization_home_shows_month_to_date_usage_by_role(world, usage, c
         response = client_for(who).get(url)
         assert text_of(response, "usage-month-cost") == cost
         assert text_of(response, "usage-month-requests") == requests
+
+
+def test_error_types_are_counted_among_the_most_recent_failures_and_the_page_says_so(
+    world, usage, client_for, monkeypatch
+):
+    usage.store(
+        [usage.add(usage.prod_key, 1 + n / 10, model=SONNET, status=429,
+                   error_type="rate_limit_error", cost_micros=0) for n in range(4)]
+        + [usage.add(usage.dev_key, 4 + n, model=HAIKU, status=529,
+                     error_type="overloaded_error", cost_micros=0) for n in range(2)]
+        + [usage.add(usage.dev_key, 2, model=HAIKU, cost_micros=10)]
+    )  # fmt: skip
+
+    def badges(response) -> list[str]:
+        html = response.content.decode()
+        return re.findall(r'data-testid="error-type">([^<]*)<', html)
+
+    client = client_for(world.admin)
+    response = page(client, world)
+    assert badges(response) == ["rate_limit_error (429) × 4", "overloaded_error (529) × 2"]
+    assert 'data-testid="error-types-of"' not in response.content.decode()
+    scope = selectors.UsageScope.of(world.admin, start=usage.now.date() - timedelta(days=8),
+                                    end=usage.now.date())  # fmt: skip
+    assert not selectors.error_types(scope).bounded
+    # Imported usage has no raw events, so no error types (its rollups may count errors).
+    assert list(selectors.error_types(dataclasses.replace(scope, source="imported"))) == []
+
+    # More failures than are counted: the most recent ones, and the page says how many.
+    monkeypatch.setattr(selectors, "ERROR_TYPES_OF", 3)
+    response = page(client, world)
+    assert badges(response) == ["rate_limit_error (429) × 3"]
+    assert text_of(response, "error-types-of") == "in the 3 most recent failed requests"
+    assert text_of(response, "total-errors") == "6"  # the total still counts them all
+    found = selectors.error_types(scope)
+    assert found.bounded and found.of == 3 and len(found) == 1
 
 
 # -- the CSV -------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ TOKENS = (
 )
 # A request answered with a non-2xx (the rollups' `errors`; indexed below).
 FAILED = Q(status__lt=200) | Q(status__gt=299)
+# What the failed-request indexes carry besides their keys: what error types count and filter.
+FAILED_INCLUDE = ["status", "error_type", "model"]
 
 NOT_NEGATIVE = [MinValueValidator(0)]
 
@@ -73,10 +75,14 @@ class UsageEvent(models.Model):
             # rather than sorting every event of the period; the failed requests are a few.
             models.Index(fields=["organization_id", "-cost_micros"], name="usage_event_org_cost"),
             models.Index(F("organization_id"), TOKENS.desc(), name="usage_event_org_tokens"),
+            # The failed requests of a period, read backwards; their error types are counted
+            # from these indexes alone (include: the model filter too), among the most recent
+            # failures (selectors.error_types, decision 0012).
             models.Index(
                 fields=["organization_id", "created_at"],
+                include=FAILED_INCLUDE,
                 condition=FAILED,
-                name="usage_event_org_failed",
+                name="usage_event_org_failed_types",
             ),
             # The failed requests of one key or one workspace (a filter; a Member's own keys):
             # that key's failed rows of the period, rather than every failed row of the
@@ -84,13 +90,15 @@ class UsageEvent(models.Model):
             # 170 ms on bench_dashboard's 31 days, decision 0012). Partial: a few % of the rows.
             models.Index(
                 fields=["organization_id", "api_key_id", "created_at"],
+                include=FAILED_INCLUDE,
                 condition=FAILED,
-                name="usage_event_key_failed",
+                name="usage_event_key_failed_types",
             ),
             models.Index(
                 fields=["organization_id", "workspace_id", "created_at"],
+                include=FAILED_INCLUDE,
                 condition=FAILED,
-                name="usage_event_workspace_failed",
+                name="usage_event_ws_failed_types",
             ),
         ]
 
