@@ -13,6 +13,7 @@ ids their rollups carry, decision 0013), in a group of their own.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django import forms
 
@@ -113,15 +114,22 @@ class UsageFilterForm(forms.Form):
             # Imported usage is Anthropic's keys': a Member's own usage is the gateway's.
             del self.fields["source"]
             imported = imported.none()
-        self.fields["key"].choices = lambda: _choices(
-            "All keys",
-            ((key.pk, f"{key.name} ({key.display})") for key in keys),
-            imported.filter(kind=ImportedName.Kind.API_KEY),
+        # Read once per form (functools.cache): Django calls a callable's choices again each
+        # time they are iterated — the value's check, the widget's "required" test and its
+        # options: five queries of keys, workspaces and imported names, not ten (bench_dashboard).
+        self.fields["key"].choices = functools.cache(
+            lambda: _choices(
+                "All keys",
+                ((key.pk, f"{key.name} ({key.display})") for key in keys),
+                imported.filter(kind=ImportedName.Kind.API_KEY),
+            )
         )
-        self.fields["workspace"].choices = lambda: _choices(
-            "All workspaces",
-            ((workspace.pk, workspace.name) for workspace in workspaces),
-            imported.filter(kind=ImportedName.Kind.WORKSPACE),
+        self.fields["workspace"].choices = functools.cache(
+            lambda: _choices(
+                "All workspaces",
+                ((workspace.pk, workspace.name) for workspace in workspaces),
+                imported.filter(kind=ImportedName.Kind.WORKSPACE),
+            )
         )
         models = selectors.models_used(organization, self.own_key_ids)
         self.fields["model"].choices = [("", "All models"), *((m, m) for m in models if m)]
