@@ -18,6 +18,7 @@ Drop it with `dropdb -h 127.0.0.1 -U postgres bench_<name>_kept`.
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -117,6 +118,17 @@ def bench_database(label: str):
         connection.close()
         if not KEEP_DATA:
             connection.creation.destroy_test_db(original_name, verbosity=0)
+
+
+def generate_then_run(label: str, generate, run) -> None:
+    """A bench's main(): its database (see bench_database), `generate()` unless kept data is
+    reused, then `run(generated=<seconds the generation took, or None if reused>)`."""
+    with bench_database(label) as database:
+        started = time.perf_counter()
+        if not database.reused:
+            generate()
+            database.complete()
+        run(generated=None if database.reused else time.perf_counter() - started)
 
 
 def organization_with_keys(*, name: str, slug: str, zone: str, members: list, key_owner):

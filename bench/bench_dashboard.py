@@ -161,12 +161,7 @@ def setup_data():
 
 
 def main() -> None:
-    with _data.bench_database("dashboard") as database:
-        started = time.perf_counter()
-        if not database.reused:
-            setup_data()
-            database.complete()
-        run(generated=None if database.reused else time.perf_counter() - started)
+    _data.generate_then_run("dashboard", setup_data, run)
 
 
 def run(generated: float | None) -> None:

@@ -119,12 +119,7 @@ def explain(org, start, today) -> None:
 
 
 def main() -> None:
-    with _data.bench_database(f"export_{EVENTS}") as database:
-        started = time.perf_counter()
-        if not database.reused:
-            setup_data()
-            database.complete()
-        run(generated=None if database.reused else time.perf_counter() - started)
+    _data.generate_then_run(f"export_{EVENTS}", setup_data, run)
 
 
 def run(generated: float | None) -> None:
