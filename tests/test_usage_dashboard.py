@@ -632,3 +632,53 @@ def test_the_largest_requests_point_to_token_limits_by_role(client_for, world, u
     finance = hint(world.billing)
     assert "an Admin can also set a max_tokens ceiling per workspace" in finance
     assert ceiling_page not in finance  # Settings are the Admins'
+
+
+@pytest.mark.parametrize("value", ["", "3", "-2", "x", None])
+def test_the_filters_select_writes_what_djangos_select_template_writes(value):
+    """usage.forms.Select writes its options itself (bench_dashboard): the same bytes as
+    Django's templates, groups, a selected option, escaping and attributes included."""
+    from django import forms
+
+    from usage.forms import Select
+
+    choices = [
+        ("", "All keys"),
+        ("Console", [(3, 'key <3> & "q"'), (4, "key 4")]),
+        ("Imported <from> Anthropic", [(-2, "Anthropic's key (…abcd)")]),
+    ]
+    attrs = {"class": "form-select form-select-sm", "id": "id_key", "aria-invalid": "true",
+             "disabled": True, "hidden": False}  # fmt: skip
+    ours = Select(attrs={"class": "form-select form-select-sm"}, choices=choices)
+    djangos = forms.Select(attrs={"class": "form-select form-select-sm"}, choices=choices)
+    assert ours.render("key", value, attrs) == djangos.render("key", value, attrs)
+    plain = [("", "All models"), ("m&1", "m&1")]
+    assert Select(choices=plain).render("model", "m&1") == forms.Select(choices=plain).render(
+        "model", "m&1"
+    )
+
+
+@pytest.mark.parametrize("params", [{}, {"sort": "label"}, {"sort": "-errors", "page": "2"}])
+def test_the_breakdowns_rows_are_what_the_table_template_writes(rf, params):
+    """BreakdownTable writes its rows itself (bench_dashboard): the same bytes as the table
+    template's loop, labels escaped, an empty value as django-tables2 shows it."""
+    from django.template.loader import render_to_string
+    from django_tables2 import RequestConfig
+
+    from usage.tables import BreakdownTable
+
+    rows = [
+        {"id": n, "label": f"key <{n}> & co" if n % 3 else "", "detail": "csk_1…abcd" if n % 2 else "",
+         **dict.fromkeys(selectors.COUNTERS, n * 1000 + 7), "errors": None if n == 4 else n}
+        for n in range(30)
+    ]  # fmt: skip
+
+    def rendered(template_name):
+        table = BreakdownTable(rows, group="key", template_name=template_name)
+        request = rf.get("/", params)
+        RequestConfig(request, paginate={"per_page": 25}).configure(table)
+        return render_to_string(template_name, {"table": table, "request": request})
+
+    ours = rendered("usage/_breakdown_table.html")
+    assert "&amp; co" in ours and "—" in ours
+    assert ours == rendered("django_tables2/console.html")

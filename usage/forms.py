@@ -16,6 +16,8 @@ import datetime as dt
 import functools
 
 from django import forms
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import SafeString
 
 from apikeys.models import ApiKey
 from members.models import Membership
@@ -46,8 +48,40 @@ class DateInput(forms.DateInput):
         super().__init__(attrs, format="%Y-%m-%d")
 
 
+class Select(forms.Select):
+    """Django's select, written here: byte for byte what its templates write
+    (django/forms/widgets/select.html, select_option.html, attrs.html), without including a
+    template for each option (the template engine's include per option was a large part of the
+    page's CPU with 50 keys, bench_dashboard). tests/test_usage_dashboard.py compares the two."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        parts = [f'<select name="{conditional_escape(widget["name"])}"{_attrs(widget["attrs"])}>']
+        for group_name, options, _index in widget["optgroups"]:
+            if group_name:
+                parts.append(f'\n  <optgroup label="{conditional_escape(group_name)}">')
+            for option in options:
+                parts.append(
+                    f'\n  <option value="{escape(option["value"])}"{_attrs(option["attrs"])}>'
+                    f"{conditional_escape(option['label'])}</option>\n"
+                )
+            if group_name:
+                parts.append("\n  </optgroup>")
+        parts.append("\n</select>")  # the renderer strips the template's last newline
+        return SafeString("".join(parts))
+
+
+def _attrs(attrs: dict) -> str:
+    """django/forms/widgets/attrs.html."""
+    return "".join(
+        f" {conditional_escape(name)}" + ("" if value is True else f'="{escape(value)}"')
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
 def _select(**attrs):
-    return forms.Select(attrs={"class": "form-select form-select-sm", **attrs})
+    return Select(attrs={"class": "form-select form-select-sm", **attrs})
 
 
 def _id_choice(**options) -> forms.TypedChoiceField:
