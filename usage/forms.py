@@ -19,9 +19,7 @@ from django import forms
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString
 
-from apikeys.models import ApiKey
 from members.models import Membership
-from orgs.models import Workspace
 
 from . import selectors
 from .models import ImportedName, Source
@@ -130,7 +128,14 @@ class UsageFilterForm(forms.Form):
 
     FILTERS = ("period", "start", "end", "model", "key", "workspace", "source")
 
-    def __init__(self, data, *, membership: Membership, today: dt.date | None = None):
+    def __init__(
+        self,
+        data,
+        *,
+        membership: Membership,
+        today: dt.date | None = None,
+        names: selectors.Names | None = None,
+    ):
         # Only the form's own names count: other query parameters (sort, page) are not filters.
         # Always bound: no parameters at all is valid too (the default period, everything).
         super().__init__({k: v for k, v in data.items() if k in self.base_fields})
@@ -139,32 +144,42 @@ class UsageFilterForm(forms.Form):
         organization = membership.organization
         self.today = today or dt.datetime.now(organization.tzinfo).date()
         self.own_key_ids = selectors.visible_key_ids(membership)
-        keys = ApiKey.objects.filter(organization=organization).order_by("name", "pk")
-        workspaces = Workspace.objects.filter(organization=organization).order_by("name")
-        imported = ImportedName.objects.filter(organization=organization).order_by("name", "pk")
-        if self.own_key_ids is not None:
-            keys = keys.filter(pk__in=self.own_key_ids)
-            workspaces = workspaces.filter(pk__in=keys.values("workspace_id"))
+        own = self.own_key_ids
+        if own is not None:
             # Imported usage is Anthropic's keys': a Member's own usage is the gateway's.
             del self.fields["source"]
-            imported = imported.none()
-        # Read once per form (functools.cache): Django calls a callable's choices again each
-        # time they are iterated — the value's check, the widget's "required" test and its
-        # options: five queries of keys, workspaces and imported names, not ten (bench_dashboard).
-        self.fields["key"].choices = functools.cache(
-            lambda: _choices(
+
+        # The keys, workspaces and imported names the page labels its rows with (the view's
+        # `names`, else read here): read once for both, and only when a choice is shown or a
+        # value checked (functools.cache: Django reads a callable's choices again each time
+        # they are iterated — the value's check, the widget's "required" test, its options).
+        @functools.cache
+        def listed() -> selectors.Names:
+            return names or selectors.Names.of(organization)
+
+        def key_choices():
+            keys = [k for k in listed().key_list if own is None or k.pk in own]
+            imported = [] if own is not None else listed().imported_list
+            return _choices(
                 "All keys",
                 ((key.pk, f"{key.name} ({key.display})") for key in keys),
-                imported.filter(kind=ImportedName.Kind.API_KEY),
+                (n for n in imported if n.kind == ImportedName.Kind.API_KEY),
             )
-        )
-        self.fields["workspace"].choices = functools.cache(
-            lambda: _choices(
+
+        def workspace_choices():
+            workspaces = listed().workspace_list
+            imported = [] if own is not None else listed().imported_list
+            if own is not None:
+                used = {k.workspace_id for k in listed().key_list if k.pk in own}
+                workspaces = [(pk, name) for pk, name in workspaces if pk in used]
+            return _choices(
                 "All workspaces",
-                ((workspace.pk, workspace.name) for workspace in workspaces),
-                imported.filter(kind=ImportedName.Kind.WORKSPACE),
+                workspaces,
+                (n for n in imported if n.kind == ImportedName.Kind.WORKSPACE),
             )
-        )
+
+        self.fields["key"].choices = functools.cache(key_choices)
+        self.fields["workspace"].choices = functools.cache(workspace_choices)
         models = selectors.models_used(organization, self.own_key_ids)
         self.fields["model"].choices = [("", "All models"), *((m, m) for m in models if m)]
 

@@ -302,23 +302,38 @@ def series(scope: UsageScope, metric: str = "cost") -> Series:
 @dataclass
 class Names:
     """Labels of the ids a page shows: keys (name, prefix, display) and workspaces. Negative ids
-    are Anthropic's keys and workspaces met by the usage import (`ImportedName`, decision 0013)."""
+    are Anthropic's keys and workspaces met by the usage import (`ImportedName`, decision 0013).
+
+    `key_list`, `workspace_list` ((id, name) pairs) and `imported_list` are the same rows in the
+    order the filter form offers them (usage/forms.py): the page reads them once for both."""
 
     keys: dict[int, ApiKey]
     workspaces: dict[int, str]
     imported: dict[int, ImportedName] = field(default_factory=dict)
+    key_list: list[ApiKey] = field(default_factory=list)
+    workspace_list: list[tuple[int, str]] = field(default_factory=list)
+    imported_list: list[ImportedName] = field(default_factory=list)
 
     @classmethod
     def of(cls, organization: Organization) -> Names:
-        keys = {k.pk: k for k in ApiKey.objects.filter(organization=organization)}
-        workspaces = dict(
-            Workspace.objects.filter(organization=organization).values_list("pk", "name")
+        key_list = list(ApiKey.objects.filter(organization=organization).order_by("name", "pk"))
+        workspace_list = list(
+            Workspace.objects.filter(organization=organization)
+            .order_by("name")
+            .values_list("pk", "name")
         )
-        imported = {n.local_id: n for n in ImportedName.objects.filter(organization=organization)}
+        imported_list = list(
+            ImportedName.objects.filter(organization=organization).order_by("name", "pk")
+        )
+        workspaces = dict(workspace_list)
+        imported = {n.local_id: n for n in imported_list}
         for local_id, name in imported.items():
             if name.kind == ImportedName.Kind.WORKSPACE:
                 workspaces[local_id] = f"{name.name or name.anthropic_id} (Anthropic)"
-        return cls(keys, workspaces, imported)
+        return cls(
+            {k.pk: k for k in key_list}, workspaces, imported,
+            key_list, workspace_list, imported_list,
+        )  # fmt: skip
 
     def key_name(self, key_id: int | None) -> str:
         if not key_id:
