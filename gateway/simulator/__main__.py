@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         log_level=args.log_level,
         backlog=4096,
+        # Longer than the gateway's upstream pool keeps an idle connection (30 s), so the gateway
+        # never reuses a connection the simulator is closing.
+        timeout_keep_alive=75,
     )
 
 

@@ -40,6 +40,10 @@ def free_port() -> int:
 def serve_in_thread(app, **config) -> RunningServer:
     sock = free_socket()
     config.setdefault("log_level", "critical")
+    # Idle connections are kept longer than the gateway's upstream pool keeps them (30 s): with
+    # uvicorn's default of 5 s, a pooled connection reused just as the simulator closed it failed
+    # a request with ClientOSError (502) now and then in the full suite.
+    config.setdefault("timeout_keep_alive", 75)
     config.setdefault("lifespan", "on")
     server = uvicorn.Server(uvicorn.Config(app, **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
