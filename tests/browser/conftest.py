@@ -84,3 +84,11 @@ def csp_violations(page) -> list[str]:
         ),
     )
     return violations
+
+
+def htmx_settled(page) -> None:
+    """Wait until htmx has swapped and settled what it asked for. Its pushed URL can show before
+    the swap: a filter chosen then acts on the form the swap is about to replace, and is lost."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )

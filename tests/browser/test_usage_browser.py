@@ -21,7 +21,7 @@ from usage import partitions
 from usage.export import HEADER
 from usage.ingest import store_events
 
-from .conftest import log_in
+from .conftest import htmx_settled, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -95,10 +95,13 @@ def test_finance_filters_production_last_7_days_and_the_csv_matches(world, traff
     page.goto("/o/acme-support/usage/")
     page.get_by_label("Period").select_option("30d")
     page.wait_for_url(re.compile(r"period=30d"))
+    htmx_settled(page)
     page.get_by_label("Period").select_option("7d")
     page.wait_for_url(re.compile(r"period=7d"))
+    htmx_settled(page)
     page.get_by_label("Workspace").select_option(label="Production")
     page.wait_for_url(re.compile(r"workspace=\d+"))  # htmx swapped the dashboard and pushed the URL
+    htmx_settled(page)
     expect(page.get_by_test_id("breakdown")).not_to_contain_text("Dev laptop")
     assert page.get_by_label("Workspace").input_value() == str(traffic[0].workspace_id)
     chart = page.get_by_test_id("usage-chart")

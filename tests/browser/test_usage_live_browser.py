@@ -23,7 +23,7 @@ from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     simulator,
 )
 
-from .conftest import csp_violations, drain_usage, log_in
+from .conftest import csp_violations, drain_usage, htmx_settled, log_in
 from .test_usage_browser import shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -50,6 +50,7 @@ def test_the_open_dashboard_counts_a_new_request_without_a_reload(
     page.goto("/o/acme-support/usage/")
     page.get_by_label("Workspace").select_option(label="Development")
     page.wait_for_url(re.compile(r"workspace=\d+"))
+    htmx_settled(page)
     expect(page.get_by_test_id("total-requests")).to_have_text("0")
     address = page.url
     page.evaluate("window.notReloaded = true")  # gone if the page were loaded again
@@ -69,6 +70,7 @@ def test_the_open_dashboard_counts_a_new_request_without_a_reload(
     # refresh. A hidden tab skips its polls; shown again, it refreshes at once.
     page.get_by_test_id("group-by").get_by_text("By model").click()
     page.wait_for_url(re.compile(r"group=model"))
+    htmx_settled(page)
     expect(page.get_by_test_id("breakdown")).to_contain_text(MODEL)
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if "/usage/" in r.url else None)
@@ -94,11 +96,13 @@ def test_the_open_dashboard_counts_a_new_request_without_a_reload(
     # A period over (last month) shows what was and does not poll.
     page.get_by_label("Period").select_option("last_month")
     page.wait_for_url(re.compile(r"period=last_month"))
+    htmx_settled(page)
     assert page.get_by_test_id("usage-live").get_attribute("hx-trigger") is None
 
     # The session ends while the page is open: the next refresh loads the login page whole.
     page.get_by_label("Period").select_option("7d")
     page.wait_for_url(re.compile(r"period=7d"))
+    htmx_settled(page)
     page.context.clear_cookies()
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     page.wait_for_url(re.compile(r"/accounts/login/\?next="))
